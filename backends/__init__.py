@@ -1,0 +1,1 @@
+"""Secret-store adapters for jfrog-token-rotator (see ``backends.base``)."""

@@ -1,0 +1,5 @@
+"""``python -m rotator`` runs the ``jfrog-rotator`` command line."""
+
+from rotator.cli import main
+
+raise SystemExit(main())

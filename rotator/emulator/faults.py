@@ -1,0 +1,105 @@
+"""Test hooks of the emulator: injected faults and the record of every request served."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulator saw it, with the status it answered.
+
+    ``headers`` is a case-preserving copy; ``json`` is the decoded JSON body (None if the body was
+    not JSON); ``form`` maps each form field to its first value (None if the body was not a form).
+    Bodies may hold secrets: this record lives in memory only and is never logged.
+    """
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = field(repr=False)
+    json: object | None = field(repr=False)
+    form: dict[str, str] | None = field(repr=False)
+    status: int
+
+
+class RequestLog:
+    """Thread-safe, append-only list of :class:`RecordedRequest`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[RecordedRequest] = []
+
+    def append(self, item: RecordedRequest) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def snapshot(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass
+class Fault:
+    """Answer ``status`` (or, with ``status=None``, just stall) for the next ``remaining`` matches."""
+
+    path: str
+    method: str | None
+    status: int | None
+    remaining: int
+    retry_after: float | None = None
+    stall: float | None = None
+    body: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path) and (self.method is None or self.method == method)
+
+
+class FaultInjector:
+    """Faults are consumed in the order they were added; each request consumes at most one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        status: int | None = 500,
+        count: int = 1,
+        retry_after: float | None = None,
+        stall: float | None = None,
+        body: str | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if status is None and not stall:
+            raise ValueError("a fault needs a status, a stall, or both")
+        if status is not None and not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        fault = Fault(path, method.upper() if method else None, status, count, retry_after, stall, body)
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """Consume one use of the first fault matching this request, if any."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()

@@ -1,0 +1,85 @@
+"""Typed errors of the JFrog client. Every message is passed through :func:`rotator.redact.scrub`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rotator.redact import scrub
+
+
+class JFrogError(Exception):
+    """Base class: something about talking to a JFrog Platform went wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
+
+    @property
+    def message(self) -> str:
+        return self.args[0]
+
+
+class JFrogConfigError(JFrogError):
+    """The connection details are unusable (bad flags, JFrog CLI config, certificates): a usage error."""
+
+
+class JFrogConnectionError(JFrogError):
+    """The server could not be reached, TLS failed, or the call timed out after its retries."""
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path}: {reason}")
+
+
+class JFrogHTTPError(JFrogError):
+    """The server answered with an unexpected status.
+
+    ``errors`` is the server's ``errors[]`` list (Access: ``{code, message}``; Artifactory:
+    ``{status, message}``), empty when the body was not in that shape. ``str()`` follows
+    jfrog-client-go: ``server response: <status line>`` then the body re-indented by two spaces.
+    """
+
+    def __init__(self, method: str, path: str, status: int, reason: str, body: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.body = scrub(body)
+        self.errors: list[dict[str, Any]] = _errors_of(self.body)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        text = f"server response: {self.status} {self.reason}".rstrip()
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            body = self.body
+        else:
+            body = json.dumps(parsed, indent=2, ensure_ascii=False)
+        return f"{text}\n{body}" if body else text
+
+    @property
+    def call(self) -> str:
+        """``METHOD /path`` of the failed call, for messages that name it."""
+        return f"{self.method} {self.path}"
+
+    def first_message(self) -> str:
+        """The first ``errors[].message`` the server sent, or ``""``."""
+        for item in self.errors:
+            if isinstance(item, dict) and item.get("message"):
+                return str(item["message"])
+        return ""
+
+    def __repr__(self) -> str:
+        return f"JFrogHTTPError(method={self.method!r}, path={self.path!r}, status={self.status})"
+
+
+def _errors_of(body: str) -> list[dict[str, Any]]:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return []
+    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+        return [e for e in parsed["errors"] if isinstance(e, dict)]
+    return []

@@ -1,0 +1,202 @@
+"""Typed reading of configuration mappings with errors that name the file and the key path.
+
+Used by ``rotator.config`` for the YAML file and by every backend for its own options, so all
+config errors read the same: ``rotator.yaml: targets[2].token.expiry: must be a duration``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_MISSING: Any = object()
+_DURATION = re.compile(r"(\d+)\s*([smhdw]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(ValueError):
+    """A bad configuration value. ``str()`` is ``<file>: <key path>: <what is wrong>``."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = message
+        where = ": ".join(p for p in (source, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def parse_duration(value: Any) -> int:
+    """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` or an integer of seconds -> seconds (ValueError)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 90s, 15m, 24h, 7d or a number of seconds")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match:
+            return int(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"must be a duration like 90s, 15m, 24h, 7d or a number of seconds, not {value!r}")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret comes from: an environment variable, a file, or (if the user insists) inline."""
+
+    what: str
+    env: str | None = None
+    file: str | None = None
+    inline: str | None = None
+
+    def is_set(self) -> bool:
+        return bool(self.env or self.file or self.inline)
+
+    def describe(self) -> str:
+        if self.env:
+            return f"${self.env}"
+        if self.file:
+            return f"file {self.file}"
+        return "inline value" if self.inline else "not set"
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        """The secret value; ValueError (never containing the value) when it is unavailable."""
+        environ = os.environ if environ is None else environ
+        if self.env:
+            value = environ.get(self.env, "")
+            if not value:
+                raise ValueError(f"{self.what}: environment variable {self.env} is not set or empty")
+            return value
+        if self.file:
+            try:
+                value = Path(self.file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{self.what}: cannot read {self.file}: {exc.strerror}") from None
+            if not value:
+                raise ValueError(f"{self.what}: file {self.file} is empty")
+            return value
+        if self.inline:
+            return self.inline
+        raise ValueError(f"{self.what}: not configured")
+
+
+class Options:
+    """One mapping of a config file, read key by key; :meth:`finish` rejects unknown keys."""
+
+    def __init__(self, data: Any, where: str, source: str = "") -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, where, f"must be a mapping, not {_kind(data)}")
+        self.data = data
+        self.where = where
+        self.source = source
+        self._seen: set[str] = set()
+
+    def path(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.where}[{key}]"
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.source, self.path(key), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        self._seen.add(key)
+        if key in self.data and self.data[key] is not None:
+            return self.data[key]
+        if default is _MISSING:
+            raise self.error(key, "is required")
+        return default
+
+    def str(self, key: str, default: Any = _MISSING, *, choices: Sequence[str] | None = None,
+            pattern: str | None = None, hint: str = "") -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(key, f"must be a string, not {_kind(value)}")
+        value = str(value)
+        if choices is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise self.error(key, f"{value!r} is not valid{': ' + hint if hint else ''}")
+        return value
+
+    def int(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, not {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}")
+        return value
+
+    def bool(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {_kind(value)}")
+        return value
+
+    def duration(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def mapping(self, key: str, default: Any = _MISSING) -> Options:
+        value = self.raw(key, {} if default is not _MISSING else default)
+        return Options(value, self.path(key), self.source)
+
+    def list(self, key: str, default: Any = _MISSING) -> list[Any]:
+        value = self.raw(key, default)
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list, not {_kind(value)}")
+        return value
+
+    def secret(self, base: str, what: str, *, required: bool = False) -> SecretRef:
+        """``<base>_env`` / ``<base>_file`` / ``<base>_insecure_inline``: at most one of them.
+
+        A plain ``<base>:`` key is refused so a secret never sits in the file by accident.
+        """
+        if base in self.data:
+            self._seen.add(base)
+            raise self.error(base, f"secrets are not read from the config file: use {base}_env or "
+                             f"{base}_file (or {base}_insecure_inline if you really must)")
+        env = self.str(f"{base}_env", None)
+        file = self.str(f"{base}_file", None)
+        inline = self.str(f"{base}_insecure_inline", None)
+        given = [k for k, v in ((f"{base}_env", env), (f"{base}_file", file),
+                                (f"{base}_insecure_inline", inline)) if v]
+        if len(given) > 1:
+            raise self.error(given[1], f"give only one of {', '.join(given)}")
+        if required and not given:
+            raise self.error(f"{base}_env", f"{what} is required: set {base}_env or {base}_file")
+        return SecretRef(what=f"{self.source}: {self.path(base)}" if self.source else self.path(base),
+                         env=env, file=file, inline=inline)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self._seen]
+        if unknown:
+            known = ", ".join(sorted(self._seen)) or "none"
+            raise self.error(str(unknown[0]), f"unknown key (known keys here: {known})")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)

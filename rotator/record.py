@@ -1,0 +1,187 @@
+"""The stored record: the JSON object consumers read from Vault, AWS Secrets Manager or a file.
+
+Schema (DESIGN.md "The stored record")::
+
+    {"access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
+     "issued_at", "refresh_token"?, "reference_token"?,
+     "rotator": {"schema": 1, "target", "generation", "retired": [{"token_id", "revoke_after"}]}}
+
+Times are UTC ISO-8601 with ``Z``; ``expires_at`` is null for non-expiring tokens. Keys a person
+added (at the top level or inside ``rotator``) are kept on every rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from rotator.redact import REDACTED, register
+
+SCHEMA = 1
+MANAGED_BY = "jfrog-token-rotator"
+_TOP_KEYS = ("access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
+             "issued_at", "refresh_token", "reference_token", "rotator")
+_ROTATOR_KEYS = ("schema", "target", "generation", "retired")
+
+
+class RecordError(ValueError):
+    """A stored value is not a record this program can use; the message names what is wrong."""
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any, what: str) -> datetime:
+    if not isinstance(text, str):
+        raise RecordError(f"'{what}' must be an ISO-8601 UTC time string, got {type(text).__name__}")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(f"'{what}' is not an ISO-8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class RetiredToken:
+    """A previous token that keeps working until ``revoke_after``, then a sweep revokes it."""
+
+    token_id: str
+    revoke_after: datetime
+    expires_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"token_id": self.token_id, "revoke_after": utc_iso(self.revoke_after)}
+        if self.expires_at is not None:
+            out["expires_at"] = utc_iso(self.expires_at)
+        return out
+
+
+@dataclass(frozen=True, repr=False)
+class SecretRecord:
+    access_token: str
+    token_id: str
+    username: str
+    scope: str
+    url: str
+    issued_at: datetime
+    expires_at: datetime | None
+    target: str
+    generation: int = 1
+    token_type: str = "Bearer"
+    refresh_token: str | None = None
+    reference_token: str | None = None
+    retired: tuple[RetiredToken, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    rotator_extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        register(self.access_token, self.refresh_token, self.reference_token)
+
+    def __repr__(self) -> str:
+        return (f"SecretRecord(target={self.target!r}, token_id={self.token_id!r}, username={self.username!r}, "
+                f"generation={self.generation}, expires_at={self.expires_at}, retired={len(self.retired)}, "
+                f"access_token={REDACTED!r})")
+
+    # -- (de)serialisation ----------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_id": self.token_id,
+            "token_type": self.token_type,
+            "username": self.username,
+            "scope": self.scope,
+            "url": self.url,
+            "expires_at": utc_iso(self.expires_at) if self.expires_at else None,
+            "issued_at": utc_iso(self.issued_at),
+        }
+        if self.refresh_token:
+            out["refresh_token"] = self.refresh_token
+        if self.reference_token:
+            out["reference_token"] = self.reference_token
+        rotator: dict[str, Any] = {"schema": SCHEMA, "target": self.target, "generation": self.generation,
+                                   "retired": [r.to_json() for r in self.retired]}
+        rotator.update(self.rotator_extra)
+        out["rotator"] = rotator
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+    @classmethod
+    def from_json(cls, data: Any) -> SecretRecord:
+        """Parse a stored value; :class:`RecordError` names the first field that is wrong."""
+        if not isinstance(data, dict):
+            raise RecordError(f"the stored value is a JSON {type(data).__name__}, not an object")
+        for key in ("access_token", "token_id"):
+            if not isinstance(data.get(key), str) or not data.get(key):
+                raise RecordError(f"field '{key}' is missing or not a non-empty string")
+        rot = data.get("rotator")
+        if rot is None:
+            rot = {}
+        if not isinstance(rot, dict):
+            raise RecordError("field 'rotator' must be an object")
+        retired = []
+        for i, item in enumerate(rot.get("retired") or []):
+            if not isinstance(item, dict) or not isinstance(item.get("token_id"), str):
+                raise RecordError(f"field 'rotator.retired[{i}]' must be an object with a 'token_id'")
+            expires = item.get("expires_at")
+            retired.append(RetiredToken(
+                item["token_id"],
+                parse_time(item.get("revoke_after"), f"rotator.retired[{i}].revoke_after"),
+                parse_time(expires, f"rotator.retired[{i}].expires_at") if expires is not None else None,
+            ))
+        generation = rot.get("generation", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise RecordError("field 'rotator.generation' must be a non-negative integer")
+        expires = data.get("expires_at")
+        issued = data.get("issued_at")
+        return cls(
+            access_token=data["access_token"],
+            token_id=data["token_id"],
+            token_type=str(data.get("token_type") or "Bearer"),
+            username=str(data.get("username") or ""),
+            scope=str(data.get("scope") or ""),
+            url=str(data.get("url") or ""),
+            issued_at=parse_time(issued, "issued_at") if issued is not None else datetime.fromtimestamp(0, timezone.utc),
+            expires_at=parse_time(expires, "expires_at") if expires is not None else None,
+            refresh_token=data.get("refresh_token") or None,
+            reference_token=data.get("reference_token") or None,
+            target=str(rot.get("target") or ""),
+            generation=generation,
+            retired=tuple(retired),
+            extra={k: v for k, v in data.items() if k not in _TOP_KEYS},
+            rotator_extra={k: v for k, v in rot.items() if k not in _ROTATOR_KEYS},
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> SecretRecord:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RecordError(f"the stored value is not valid JSON ({exc.msg} at line {exc.lineno} "
+                              f"column {exc.colno})") from None
+        return cls.from_json(data)
+
+    # -- derived --------------------------------------------------------------------------
+    def metadata(self) -> dict[str, str]:
+        """Non-secret facts for stores with metadata (Vault custom_metadata, AWS tags)."""
+        return {
+            "managed_by": MANAGED_BY,
+            "target": self.target,
+            "token_id": self.token_id,
+            "username": self.username,
+            "issued_at": utc_iso(self.issued_at),
+            "expires_at": utc_iso(self.expires_at) if self.expires_at else "never",
+            "generation": str(self.generation),
+            "retired": ",".join(f"{r.token_id}@{utc_iso(r.revoke_after)}" for r in self.retired),
+        }
+
+    def without_retired(self, token_ids: set[str]) -> SecretRecord:
+        return replace(self, retired=tuple(r for r in self.retired if r.token_id not in token_ids))
