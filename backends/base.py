@@ -76,9 +76,11 @@ class SecretBackend(Protocol):
     def read(self, path: str) -> StoredValue:
         """The current value and its version (``StoredValue(None, None)`` for a new target)."""
 
-    def write(self, path: str, text: str, *, expected_version: Version, metadata: Mapping[str, str],
+    def write(self, path: str, text: str, *, expected_version: Version, metadata: Mapping[str, str | None],
               rotation_id: str) -> Version:
         """Compare-and-set: replace the value read at ``expected_version`` and return the new version.
+
+        ``metadata`` is merged into the target's metadata; a ``None`` value removes that key.
 
         Raise :class:`CASConflict` when the current version differs, :class:`WriteOutcomeUnknown`
         when the store may have applied the write without confirming it.
@@ -87,8 +89,9 @@ class SecretBackend(Protocol):
     def read_metadata(self, path: str) -> Mapping[str, str] | None:
         """Non-secret metadata of the target (``None`` when it does not exist)."""
 
-    def patch_metadata(self, path: str, updates: Mapping[str, str]) -> None:
-        """Merge ``updates`` into the target's metadata (last error, flags); never touches the value."""
+    def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
+        """Merge ``updates`` into the target's metadata (``None`` removes a key); never changes the
+        token the target holds."""
 
     def list_managed(self) -> list[str]:
         """Paths of the targets this store holds that carry ``managed_by=jfrog-token-rotator``."""

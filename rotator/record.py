@@ -21,6 +21,7 @@ from rotator.redact import REDACTED, register
 
 SCHEMA = 1
 MANAGED_BY = "jfrog-token-rotator"
+MAX_METADATA_VALUE = 500
 _TOP_KEYS = ("access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
              "issued_at", "refresh_token", "reference_token", "rotator")
 _ROTATOR_KEYS = ("schema", "target", "generation", "retired")
@@ -170,17 +171,27 @@ class SecretRecord:
         return cls.from_json(data)
 
     # -- derived --------------------------------------------------------------------------
-    def metadata(self) -> dict[str, str]:
-        """Non-secret facts for stores with metadata (Vault custom_metadata, AWS tags)."""
+    def metadata(self) -> dict[str, str | None]:
+        """Non-secret facts for stores with metadata (Vault custom_metadata, AWS tags).
+
+        ``None`` removes a key (Vault refuses empty values). ``retired`` lists ids up to
+        :data:`MAX_METADATA_VALUE` characters (Vault's limit is 512 bytes); ``retired_count`` is exact.
+        """
+        retired = ""
+        for entry in (f"{r.token_id}@{utc_iso(r.revoke_after)}" for r in self.retired):
+            if len(retired) + len(entry) + 1 > MAX_METADATA_VALUE:
+                break
+            retired = f"{retired},{entry}" if retired else entry
         return {
             "managed_by": MANAGED_BY,
-            "target": self.target,
+            "target": self.target or None,
             "token_id": self.token_id,
-            "username": self.username,
+            "username": self.username or None,
             "issued_at": utc_iso(self.issued_at),
             "expires_at": utc_iso(self.expires_at) if self.expires_at else "never",
             "generation": str(self.generation),
-            "retired": ",".join(f"{r.token_id}@{utc_iso(r.revoke_after)}" for r in self.retired),
+            "retired": retired or None,
+            "retired_count": str(len(self.retired)),
         }
 
     def without_retired(self, token_ids: set[str]) -> SecretRecord:

@@ -29,9 +29,13 @@ _SECRET_PATTERNS = re.compile(
 
 _MIN_SECRET_LEN = 8
 _MAX_REGISTERED = 50_000
+# Registered secrets made only of these characters are found by looking words up in a set, so
+# scrubbing costs the same however many secrets are registered; others fall back to substrings.
+_WORD = re.compile(r"[A-Za-z0-9_~+/-]{8,}")
 
 _lock = threading.Lock()
 _registered: OrderedDict[str, None] = OrderedDict()
+_odd: set[str] = set()  # registered secrets that are not one "word" (passwords with punctuation)
 
 
 def register(*secrets: str | None) -> None:
@@ -41,8 +45,10 @@ def register(*secrets: str | None) -> None:
             if isinstance(secret, str) and len(secret) >= _MIN_SECRET_LEN:
                 _registered[secret] = None
                 _registered.move_to_end(secret)
+                if not _WORD.fullmatch(secret):
+                    _odd.add(secret)
         while len(_registered) > _MAX_REGISTERED:
-            _registered.popitem(last=False)
+            _odd.discard(_registered.popitem(last=False)[0])
 
 
 def scrub(text: object) -> str:
@@ -51,10 +57,16 @@ def scrub(text: object) -> str:
     if not out:
         return out
     with _lock:
-        known = [s for s in _registered if s in out]
-    for secret in sorted(known, key=len, reverse=True):
+        odd = [s for s in _odd if s in out]
+    for secret in sorted(odd, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
-    return _SECRET_PATTERNS.sub(REDACTED, out)
+    out = _SECRET_PATTERNS.sub(REDACTED, out)
+    return _WORD.sub(_mask_registered, out)
+
+
+def _mask_registered(match: re.Match[str]) -> str:
+    word = match.group(0)
+    return REDACTED if word in _registered else word
 
 
 def mask(value: str | None) -> str:
@@ -66,17 +78,24 @@ class RedactingFilter(logging.Filter):
     """A logging filter that scrubs the rendered message and any exception text of a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not hide the record
-            message = str(record.msg)
-        record.msg = scrub(message)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+        _scrub_record(record)
         return True
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    if getattr(record, "_scrubbed", False):
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not hide the record
+        message = str(record.msg)
+    record.msg = scrub(message)
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    record._scrubbed = True
 
 
 def install_log_redaction(logger: logging.Logger | None = None) -> None:
@@ -85,3 +104,22 @@ def install_log_redaction(logger: logging.Logger | None = None) -> None:
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+def _install_record_factory() -> None:
+    """Scrub every log record of the process when it is created, whoever logs it (botocore and
+    urllib3 print request and response bodies at DEBUG) and whichever handler receives it."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_jfrog_rotator_redacting", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _scrub_record(record)
+        return record
+
+    factory._jfrog_rotator_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_factory()

@@ -5,6 +5,30 @@ from __future__ import annotations
 import pytest
 
 from rotator.emulator import Emulator, generate_signing_key
+from tests.fixtures.moto_server import MotoServer, aws_env
+from tests.fixtures.openbao import OpenBaoServer
+
+
+@pytest.fixture(scope="session")
+def openbao():
+    """A real OpenBao dev server (loopback, random root token) for the session, stopped at the end."""
+    server = OpenBaoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's Secrets Manager over real HTTP on 127.0.0.1, with dummy credentials, for the session."""
+    with pytest.MonkeyPatch.context() as mp:
+        aws_env(mp)
+        server = MotoServer().start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -52,3 +52,23 @@ def test_filter_scrubs_message_args_and_exception():
     assert secret not in record.getMessage()
     assert secret not in record.exc_text
     assert "boom" in record.exc_text
+
+
+def test_every_log_record_is_scrubbed_at_creation(caplog):
+    refresh = str(uuid.uuid4())
+    register(refresh)
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("botocore.parsers").debug("Response body:\n%s", f'{{\\"refresh_token\\": \\"{refresh}\\"}}')
+    assert refresh not in caplog.text and REDACTED in caplog.text
+
+
+def test_registered_secret_with_punctuation_is_masked_inside_words():
+    password = "p@ss:w0rd!" + uuid.uuid4().hex[:6]
+    register(password)
+    assert scrub(f"user=admin&password={password}&x=1") == f"user=admin&password={REDACTED}&x=1"
+
+
+def test_registered_word_secret_is_masked_next_to_punctuation():
+    secret = uuid.uuid4().hex
+    register(secret)
+    assert scrub(f"({secret}).") == f"({REDACTED})."

@@ -1,0 +1,201 @@
+"""A local JSON file per target: the embedded default store (``make demo``, single hosts).
+
+Each target is ``<directory>/<path>.json`` with mode 0600 in a 0700 directory. Writes go to a
+temporary file in the same directory, are fsynced and renamed over the old file, so a reader
+sees the old or the new record, never half of one. An advisory ``flock`` on ``<file>.lock``
+serialises writers on this host, and a revision counter (``rotator.revision`` in the record)
+gives compare-and-set. Metadata lives in the record under ``rotator.metadata``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from backends.base import BackendError, CASConflict, StoredValue
+from rotator.options import Options
+from rotator.record import MANAGED_BY
+
+log = logging.getLogger(__name__)
+
+
+class FileBackend:
+    """One JSON file per target, 0600, atomic rename, advisory lock, revision counter."""
+
+    metadata_without_secret = False
+
+    def __init__(self, name: str, directory: str | os.PathLike[str]) -> None:
+        self.name = name
+        self.directory = Path(directory)
+
+    @classmethod
+    def from_config(cls, name: str, options: Options) -> FileBackend:
+        directory = options.str("directory")
+        base = Path(options.source).parent if options.source else Path.cwd()
+        return cls(name, base / directory)
+
+    # -- protocol -------------------------------------------------------------------------
+    def read(self, path: str) -> StoredValue:
+        file = self._file(path)
+        with self._lock(file, exclusive=False):
+            text = self._read_text(file)
+        if text is None:
+            return StoredValue(None, None)
+        rotator = _rotator_section(text)
+        return StoredValue(text, int(rotator.get("revision", 0) or 0), _strings(rotator.get("metadata")))
+
+    def write(self, path: str, text: str, *, expected_version: Any, metadata: Mapping[str, str | None],
+              rotation_id: str) -> int:
+        file = self._file(path)
+        self._ensure_directory()
+        with self._lock(file, exclusive=True):
+            current = self._read_text(file)
+            current_revision = None if current is None else int(_rotator_section(current).get("revision", 0) or 0)
+            if current_revision != expected_version:
+                raise CASConflict(f"write: revision is {current_revision}, expected {expected_version}",
+                                  backend=self.name, path=path)
+            revision = (current_revision or 0) + 1
+            data = _as_object(text, self.name, path)
+            section = data.setdefault("rotator", {})
+            merged = _merge(_rotator_section(current).get("metadata") if current else None, metadata)
+            section["revision"] = revision
+            section["metadata"] = merged
+            self._replace(file, json.dumps(data, indent=2) + "\n")
+        return revision
+
+    def read_metadata(self, path: str) -> dict[str, str] | None:
+        stored = self.read(path)
+        return None if stored.text is None else dict(stored.metadata)
+
+    def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
+        file = self._file(path)
+        with self._lock(file, exclusive=True):
+            current = self._read_text(file)
+            if current is None:
+                raise BackendError("patch metadata: no such target", backend=self.name, path=path)
+            data = _as_object(current, self.name, path)
+            section = data.setdefault("rotator", {})
+            if not isinstance(section, dict):
+                raise BackendError("patch metadata: 'rotator' is not an object", backend=self.name, path=path)
+            section["metadata"] = _merge(section.get("metadata"), updates)
+            section["revision"] = int(section.get("revision", 0) or 0) + 1
+            self._replace(file, json.dumps(data, indent=2) + "\n")
+
+    def list_managed(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for file in sorted(self.directory.rglob("*.json")):
+            try:
+                metadata = _strings(_rotator_section(file.read_text(encoding="utf-8")).get("metadata"))
+            except OSError:
+                continue
+            if metadata.get("managed_by") == MANAGED_BY:
+                found.append(file.relative_to(self.directory).as_posix().removesuffix(".json"))
+        return found
+
+    def check(self) -> str:
+        self._ensure_directory()
+        probe = tempfile.NamedTemporaryFile(dir=self.directory, prefix=".probe-", delete=True)
+        probe.close()
+        return f"file store {self.directory} is writable"
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own files."""
+
+    # -- files ----------------------------------------------------------------------------
+    def _file(self, path: str) -> Path:
+        relative = Path(path if path.endswith(".json") else f"{path}.json")
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise BackendError("path must be relative to the store directory, without '..'",
+                               backend=self.name, path=path)
+        return self.directory / relative
+
+    def _ensure_directory(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _lock(self, file: Path, *, exclusive: bool) -> Iterator[None]:
+        lock_path = file.with_name(file.name + ".lock")
+        if not lock_path.parent.is_dir():
+            if not exclusive:
+                yield
+                return
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _read_text(self, file: Path) -> str | None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendError(f"read: {exc.strerror}", backend=self.name, path=str(file)) from None
+
+    def _replace(self, file: Path, text: str) -> None:
+        """Write ``text`` to a 0600 temporary file beside ``file``, fsync, rename over it."""
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, file)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(file.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _rotator_section(text: str) -> dict[str, Any]:
+    """The ``rotator`` object of a stored JSON text, ``{}`` when the text is not such a record."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    section = data.get("rotator") if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _as_object(text: str, backend: str, path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BackendError("the stored value is not valid JSON", backend=backend, path=path) from None
+    if not isinstance(data, dict):
+        raise BackendError("the stored value is not a JSON object", backend=backend, path=path)
+    return data
+
+
+def _merge(current: Any, updates: Mapping[str, str | None]) -> dict[str, str]:
+    """``current`` metadata with ``updates`` merged in; a ``None`` value removes the key."""
+    merged = _strings(current)
+    for key, value in updates.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    return merged
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

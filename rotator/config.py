@@ -1,0 +1,345 @@
+"""The YAML configuration (DESIGN.md "Config (YAML) contract") as typed objects.
+
+Every error names the file, the key path and what is wrong, e.g.
+``rotator.yaml: targets[2].token.expiry: must be a duration like 90s, 15m, 24h, 7d``.
+Unknown keys are errors. Secrets are referenced (``*_env``, ``*_file``, ``server_id``), never
+read from the file unless the user insists with an explicit ``*_insecure_inline`` key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backends.base import SecretBackend, create_backend
+from rotator.engine import TargetPolicy
+from rotator.options import ConfigError, Options, SecretRef, parse_duration
+from rotator.spec import SpecError, TokenSpec
+
+STRATEGIES = ("recreate", "refresh", "self")
+FORMATS = ("record",)
+TARGET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+DEFAULT_OVERLAP = 3600
+DEFAULT_ORPHAN_GRACE = 600
+REVOCABLE_THRESHOLD = 21600  # JFrog's default revocable-expiry-threshold
+
+
+@dataclass(frozen=True)
+class JFrogSettings:
+    """How to reach the JFrog Platform and with which (admin) credential."""
+
+    url: str
+    token: SecretRef
+    server_id: str | None = None
+    ca_bundle: str | None = None
+    client_cert_path: str | None = None
+    client_cert_key_path: str | None = None
+    tls_verify: bool = True
+    timeout: int = 30
+
+    @property
+    def has_credential(self) -> bool:
+        return self.token.is_set() or bool(self.server_id)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a target is due: ``every`` seconds, a ``cron`` line, or ``before_expiry``."""
+
+    kind: str
+    every: int | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    before_expiry_seconds: int | None = None
+    before_expiry_fraction: float | None = None
+    jitter: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "every":
+            return f"every {self.every}s"
+        if self.kind == "cron":
+            return f"cron '{self.cron}' ({self.timezone})"
+        if self.before_expiry_fraction is not None:
+            return f"{self.before_expiry_fraction:.0%} of the lifetime before expiry"
+        return f"{self.before_expiry_seconds}s before expiry"
+
+
+@dataclass(frozen=True)
+class Target(TargetPolicy):
+    """One token kept fresh in one store: the engine's policy plus when and how it is stored."""
+
+    schedule: Schedule = field(default_factory=lambda: Schedule("before_expiry", before_expiry_fraction=0.25))
+    format: str = "record"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    listen: str | None = None
+    sweep_interval: int = 3600
+    max_workers: int = 4
+    misfire_grace: int = 300
+    log_format: str | None = None
+
+
+@dataclass
+class Config:
+    source: Path
+    jfrog: JFrogSettings
+    daemon: DaemonSettings
+    backends: dict[str, SecretBackend]
+    targets: list[Target]
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``; :class:`ConfigError` on the first problem found."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(source), "", f"cannot read the config file: {exc.strerror}") from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: Path) -> Config:
+    data = _load_yaml(text, str(source))
+    root = Options(data, "", str(source))
+    jfrog = _jfrog(root.mapping("jfrog"))
+    daemon = _daemon(root.mapping("daemon", None))
+    backends_opts = root.mapping("backends")
+    if not backends_opts.data:
+        raise root.error("backends", "at least one backend is required")
+    backends: dict[str, SecretBackend] = {}
+    try:
+        for name in backends_opts.data:
+            backends[str(name)] = create_backend(str(name), backends_opts.mapping(str(name)))
+        targets = _targets(root, backends, jfrog)
+        root.finish()
+    except BaseException:
+        for backend in backends.values():
+            backend.close()
+        raise
+    return Config(source=source, jfrog=jfrog, daemon=daemon, backends=backends, targets=targets)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(source, "", f"not valid YAML at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"not valid YAML: {exc}") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _jfrog(opts: Options) -> JFrogSettings:
+    server_id = opts.str("server_id", None)
+    token = opts.secret("access_token", "JFrog admin token")
+    url = opts.str("url", None, pattern=r"https?://\S+", hint="must start with http:// or https://")
+    if not url and not server_id:
+        raise opts.error("url", "is required (or give server_id to use a JFrog CLI server)")
+    if server_id and token.is_set():
+        raise opts.error("server_id", "give either server_id or access_token_env/access_token_file, not both")
+    settings = JFrogSettings(
+        url=url or "",
+        token=token,
+        server_id=server_id,
+        ca_bundle=opts.str("ca_bundle", None),
+        client_cert_path=opts.str("client_cert_path", None),
+        client_cert_key_path=opts.str("client_cert_key_path", None),
+        tls_verify=opts.bool("tls_verify", True),
+        timeout=opts.duration("timeout", 30),
+    )
+    if settings.client_cert_key_path and not settings.client_cert_path:
+        raise opts.error("client_cert_key_path", "needs client_cert_path")
+    opts.finish()
+    return settings
+
+
+def _daemon(opts: Options) -> DaemonSettings:
+    settings = DaemonSettings(
+        listen=opts.str("listen", None, pattern=r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", hint="use HOST:PORT"),
+        sweep_interval=opts.duration("sweep_interval", 3600),
+        max_workers=opts.int("max_workers", 4, minimum=1),
+        misfire_grace=opts.duration("misfire_grace", 300),
+        log_format=opts.str("log_format", None, choices=("text", "json")),
+    )
+    opts.finish()
+    return settings
+
+
+def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSettings) -> list[Target]:
+    items = root.list("targets")
+    if not items:
+        raise root.error("targets", "at least one target is required")
+    targets: list[Target] = []
+    seen: dict[tuple[str, str], str] = {}
+    for index, item in enumerate(items):
+        opts = Options(item, root.path("targets") + f"[{index}]", root.source)
+        target = _target(opts, backends, jfrog)
+        if any(t.name == target.name for t in targets):
+            raise opts.error("name", f"duplicate target name {target.name!r}")
+        key = (target.backend, target.path)
+        if key in seen:
+            raise opts.error("path", f"{target.backend}:{target.path} is already used by target {seen[key]!r}")
+        seen[key] = target.name
+        targets.append(target)
+    return targets
+
+
+def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSettings) -> Target:
+    name = opts.str("name", pattern=TARGET_NAME,
+                    hint="letters, digits, '.', '_' and '-' only (it goes into the token description tag)")
+    backend = opts.str("backend")
+    if backend not in backends:
+        raise opts.error("backend", f"no backend named {backend!r} (defined: {', '.join(backends)})")
+    strategy = opts.str("strategy", "recreate", choices=STRATEGIES)
+    token = _token(opts.mapping("token", None))
+    if strategy == "refresh" and not token.refreshable:
+        raise opts.error("strategy", "refresh needs token.refreshable: true")
+    fallback = opts.bool("fallback_to_recreate", True)
+    needs_admin = strategy == "recreate" or (strategy == "refresh" and fallback)
+    if needs_admin and not jfrog.has_credential:
+        raise ConfigError(opts.source, "jfrog.access_token_env",
+                          f"target {name!r} (strategy {strategy}) needs an admin credential: set "
+                          f"access_token_env, access_token_file or server_id")
+    schedule = _schedule(opts.mapping("schedule", None), token)
+    target = Target(
+        name=name,
+        backend=backend,
+        path=opts.str("path", name),
+        token=token,
+        strategy=strategy,
+        schedule=schedule,
+        overlap=opts.duration("overlap", DEFAULT_OVERLAP),
+        format=opts.str("format", "record", choices=FORMATS),
+        fallback_to_recreate=fallback,
+        orphan_grace=opts.duration("orphan_grace", DEFAULT_ORPHAN_GRACE),
+    )
+    opts.finish()
+    return target
+
+
+def _token(opts: Options) -> TokenSpec:
+    groups = opts.raw("groups", None)
+    if isinstance(groups, list):
+        if not all(isinstance(g, str) and g and "," not in g for g in groups):
+            raise opts.error("groups", "must be a list of group names (or one comma-separated string)")
+        groups = ",".join(groups)
+    elif groups is not None and not isinstance(groups, str):
+        raise opts.error("groups", "must be a list of group names or a comma-separated string")
+    expiry = opts.raw("expiry", None)
+    if expiry is not None:
+        try:
+            expiry = parse_duration(expiry)
+        except ValueError as exc:
+            raise opts.error("expiry", str(exc)) from None
+    spec = TokenSpec(
+        username=opts.str("username", None),
+        project=opts.str("project", None),
+        scope=opts.str("scope", None),
+        groups=groups or None,
+        grant_admin=opts.bool("grant_admin", None) if opts.has("grant_admin") else None,
+        expiry=expiry,
+        refreshable=opts.bool("refreshable", False),
+        description=opts.str("description", None),
+        audience=opts.str("audience", None),
+        reference=opts.bool("reference", False),
+        # Short tokens are not revocable unless asked for (reference §2.2): the rotator must be
+        # able to revoke the tokens it replaces, so it asks by default.
+        force_revocable=opts.bool("force_revocable", True if expiry and expiry < REVOCABLE_THRESHOLD else None),
+    )
+    opts.finish()
+    try:
+        spec.validate()
+    except SpecError as exc:
+        key = {"scope": "scope", "expiry": "expiry"}.get(exc.option, exc.option)
+        raise opts.error(key, str(exc).strip().replace("'--", "'").replace("--", "")) from None
+    return spec
+
+
+def _schedule(opts: Options, token: TokenSpec) -> Schedule:
+    kinds = [k for k in ("every", "cron", "before_expiry") if opts.has(k)]
+    if len(kinds) > 1:
+        raise opts.error(kinds[1], f"give only one of every, cron, before_expiry (found {', '.join(kinds)})")
+    kind = kinds[0] if kinds else ("before_expiry" if token.expiry != 0 else "every")
+    jitter = opts.duration("jitter", 0)
+    timezone = opts.str("timezone", "UTC")
+    if kind == "every":
+        every = opts.duration("every", 7 * 86400)
+        if every <= 0:
+            raise opts.error("every", "must be more than 0s")
+        schedule = Schedule("every", every=every, jitter=jitter)
+    elif kind == "cron":
+        cron = opts.str("cron")
+        _check_cron(opts, cron, timezone)
+        schedule = Schedule("cron", cron=cron, timezone=timezone, jitter=jitter)
+    else:
+        if token.expiry == 0:
+            raise opts.error("before_expiry", "needs a token that expires (token.expiry is 0 = never)")
+        raw = opts.raw("before_expiry", "25%")
+        schedule = _before_expiry(opts, raw, jitter)
+    if timezone != "UTC" and kind != "cron":
+        raise opts.error("timezone", "only applies to a cron schedule")
+    opts.finish()
+    return schedule
+
+
+def _before_expiry(opts: Options, raw: Any, jitter: int) -> Schedule:
+    if isinstance(raw, str) and raw.strip().endswith("%"):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", raw.strip())
+        fraction = float(match.group(1)) / 100 if match else -1.0
+        if not 0 < fraction < 1:
+            raise opts.error("before_expiry", f"a percentage must be between 0% and 100%, not {raw!r}")
+        return Schedule("before_expiry", before_expiry_fraction=fraction, jitter=jitter)
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise opts.error("before_expiry", f"{exc} or a percentage like 25%") from None
+    if seconds <= 0:
+        raise opts.error("before_expiry", "must be more than 0s")
+    return Schedule("before_expiry", before_expiry_seconds=seconds, jitter=jitter)
+
+
+def _check_cron(opts: Options, cron: str, timezone: str) -> None:
+    import zoneinfo
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise opts.error("timezone", f"unknown time zone {timezone!r}") from None
+    try:
+        CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as exc:
+        raise opts.error("cron", f"not a valid crontab line ({exc})") from None

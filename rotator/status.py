@@ -1,0 +1,100 @@
+"""What ``jfrog-rotator status`` shows per target, read from metadata where the store keeps it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from backends.base import BackendError, SecretBackend
+from rotator.config import Config, Target
+from rotator.record import RecordError, SecretRecord, parse_time, utc_iso
+from rotator.schedule import next_due
+
+
+@dataclass
+class TargetStatus:
+    target: str
+    backend: str
+    path: str
+    state: str  # ok | missing | due | expired | error
+    token_id: str | None = None
+    username: str | None = None
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    next_due: datetime | None = None
+    generation: int | None = None
+    retired_waiting: int = 0
+    last_rotation: str | None = None
+    last_error: str | None = None
+    source: str = "metadata"  # metadata | record
+
+    def expires_in(self, now: datetime) -> int | None:
+        return None if self.expires_at is None else int((self.expires_at - now).total_seconds())
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        def t(v: datetime | None) -> str | None:
+            return utc_iso(v) if v else None
+
+        return {"target": self.target, "backend": self.backend, "path": self.path, "state": self.state,
+                "token_id": self.token_id, "username": self.username, "issued_at": t(self.issued_at),
+                "expires_at": t(self.expires_at), "expires_in_seconds": self.expires_in(now),
+                "next_due": t(self.next_due), "generation": self.generation,
+                "retired_waiting": self.retired_waiting, "last_rotation": self.last_rotation,
+                "last_error": self.last_error or None, "read_from": self.source}
+
+
+def target_status(config: Config, target: Target, now: datetime | None = None) -> TargetStatus:
+    """Status without reading the secret where the store has metadata (Vault KV v2, AWS tags)."""
+    now = now or datetime.now(timezone.utc)
+    backend = config.backends[target.backend]
+    status = TargetStatus(target.name, target.backend, target.path, state="ok")
+    try:
+        if backend.metadata_without_secret:
+            _from_metadata(status, backend, target)
+        else:
+            _from_record(status, backend, target)
+    except (BackendError, RecordError, ValueError) as exc:
+        status.state, status.last_error = "error", str(exc)
+        return status
+    if status.token_id is None:
+        status.state = "missing"
+        status.next_due = now
+        return status
+    status.next_due = next_due(target.schedule, status.issued_at, status.expires_at, now)
+    if status.expires_at is not None and status.expires_at <= now:
+        status.state = "expired"
+    elif status.next_due is not None and status.next_due <= now:
+        status.state = "due"
+    return status
+
+
+def _from_metadata(status: TargetStatus, backend: SecretBackend, target: Target) -> None:
+    meta = backend.read_metadata(target.path)
+    if not meta:
+        return
+    status.last_error = meta.get("last_error") or None
+    status.last_rotation = meta.get("last_rotation") or None
+    if not meta.get("token_id"):
+        return
+    status.token_id = meta["token_id"]
+    status.username = meta.get("username") or None
+    status.issued_at = parse_time(meta["issued_at"], "issued_at") if meta.get("issued_at") else None
+    expires = meta.get("expires_at")
+    status.expires_at = parse_time(expires, "expires_at") if expires and expires != "never" else None
+    status.generation = int(meta["generation"]) if str(meta.get("generation", "")).isdigit() else None
+    count = meta.get("retired_count", "")
+    status.retired_waiting = int(count) if count.isdigit() else len([r for r in (meta.get("retired") or "").split(",") if r])
+
+
+def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -> None:
+    stored = backend.read(target.path)
+    status.source = "record"
+    if stored.text is None:
+        return
+    record = SecretRecord.loads(stored.text)
+    status.token_id, status.username = record.token_id, record.username
+    status.issued_at, status.expires_at = record.issued_at, record.expires_at
+    status.generation, status.retired_waiting = record.generation, len(record.retired)
+    status.last_error = stored.metadata.get("last_error") or None
+    status.last_rotation = stored.metadata.get("last_rotation") or None

@@ -1,0 +1,407 @@
+"""SecretsManagerBackend against moto's server over real HTTP on 127.0.0.1.
+
+Assertions on labels read ``describe_secret()["VersionIdsToStages"]`` and values are read with
+``VersionStage="AWSCURRENT"``: moto's stage-less read can return a stale version (reference §2.5.4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import traceback
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backends.aws_secretsmanager import NO_CURRENT, SecretsManagerBackend, label_holder
+from backends.base import (BackendError, CASConflict, SecretBackend, StagingBackend, StoredValue,
+                           WriteOutcomeUnknown, create_backend)
+from rotator.options import ConfigError, Options
+from rotator.record import MANAGED_BY
+from tests.fixtures.moto_server import aws_env
+
+REPO = Path(__file__).resolve().parents[2]
+# Not token-shaped, never registered with rotator.redact: only our own care keeps it out of messages.
+SECRET_TEXT = json.dumps({"access_token": "plain-secret-value-0123456789", "token_id": "tid-1"})
+META = {"target": "ci-deployer", "token_id": "tid-1", "generation": "3", "expires_at": "never",
+        "retired": "tid-0@2026-11-27T23:00:00Z,tid-x@2026-11-28T23:00:00Z"}
+
+
+@pytest.fixture(scope="session")
+def moto_client(moto_server):
+    """One boto3 client for all tests, passed in as the Lambda does (a client costs ~0.2 s to make)."""
+    with pytest.MonkeyPatch.context() as mp:
+        aws_env(mp)
+        client = SecretsManagerBackend("setup", endpoint_url=moto_server.url, max_attempts=2, timeout=5).client
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def aws_backend(moto_server, moto_client, monkeypatch):
+    """A backend named ``aws-test`` on a freshly reset moto server, with dummy credentials."""
+    aws_env(monkeypatch)
+    moto_server.reset()
+    backend = SecretsManagerBackend("aws-test", client=moto_client)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def rid() -> str:
+    """A rotation id as the engine makes them (uuid4, 36 characters)."""
+    return str(uuid.uuid4())
+
+
+def stages(backend, name):
+    return backend.client.describe_secret(SecretId=name).get("VersionIdsToStages") or {}
+
+
+def current_text(backend, name):
+    return backend.client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"]
+
+
+def pending_anywhere(backend, name):
+    return [v for v, labels in stages(backend, name).items() if "AWSPENDING" in labels]
+
+
+def tags(backend, name):
+    return {t["Key"]: t["Value"] for t in backend.client.describe_secret(SecretId=name).get("Tags", [])}
+
+
+def create(backend, name, text="v1"):
+    """A managed secret holding ``text``; returns its AWSCURRENT VersionId."""
+    return backend.write(name, text, expected_version=None, metadata=META, rotation_id=rid())
+
+
+# -- read ------------------------------------------------------------------------------------------
+def test_missing_secret_reads_none_none(aws_backend):
+    assert aws_backend.read("jfrog/missing") == StoredValue(None, None)
+
+
+def test_read_returns_current_text_and_version_id(aws_backend):
+    version = create(aws_backend, "jfrog/ci", SECRET_TEXT)
+    assert aws_backend.read("jfrog/ci") == StoredValue(SECRET_TEXT, version)
+
+
+def test_empty_secret_reads_no_current(aws_backend):
+    aws_backend.client.create_secret(Name="jfrog/empty")
+    assert aws_backend.read("jfrog/empty") == StoredValue(None, NO_CURRENT)
+
+
+def test_secret_whose_awscurrent_label_was_removed_reads_no_current(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
+                                                   RemoveFromVersionId=old)
+    assert aws_backend.read("jfrog/ci") == StoredValue(None, NO_CURRENT)
+
+
+# -- write: create ---------------------------------------------------------------------------------
+def test_write_expected_none_creates_secret_with_rotation_id_as_version(aws_backend):
+    rotation_id = rid()
+    version = aws_backend.write("jfrog/ci", SECRET_TEXT, expected_version=None, metadata=META,
+                                rotation_id=rotation_id)
+    assert version == rotation_id
+    assert stages(aws_backend, "jfrog/ci") == {rotation_id: ["AWSCURRENT"]}
+    assert current_text(aws_backend, "jfrog/ci") == SECRET_TEXT
+
+
+def test_write_expected_none_tags_managed_by(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    assert tags(aws_backend, "jfrog/ci")["managed-by"] == MANAGED_BY
+
+
+def test_create_race_raises_cas_conflict_and_keeps_the_winner(aws_backend):
+    create(aws_backend, "jfrog/ci", "winner")
+    with pytest.raises(CASConflict):
+        aws_backend.write("jfrog/ci", "loser", expected_version=None, metadata=META, rotation_id=rid())
+    assert current_text(aws_backend, "jfrog/ci") == "winner"
+
+
+def test_create_retry_with_same_rotation_id_is_idempotent(aws_backend):
+    rotation_id = rid()
+    for _ in range(2):  # a retry after WriteOutcomeUnknown re-sends the same ClientRequestToken
+        version = aws_backend.write("jfrog/ci", "v1", expected_version=None, metadata=META, rotation_id=rotation_id)
+    assert version == rotation_id
+    assert stages(aws_backend, "jfrog/ci") == {rotation_id: ["AWSCURRENT"]}
+
+
+# -- write: compare-and-set through pending -> promote ---------------------------------------------
+def test_cas_write_leaves_new_current_old_previous_and_no_pending(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    new = aws_backend.write("jfrog/ci", "v2", expected_version=old, metadata=META, rotation_id=rid())
+    assert stages(aws_backend, "jfrog/ci") == {new: ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
+
+
+def test_cas_write_new_text_is_awscurrent(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    aws_backend.write("jfrog/ci", "v2", expected_version=old, metadata=META, rotation_id=rid())
+    assert current_text(aws_backend, "jfrog/ci") == "v2"
+    assert aws_backend.read("jfrog/ci").text == "v2"
+
+
+def test_stale_expected_version_raises_cas_conflict_and_keeps_other_writer_current(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    other = aws_backend.write("jfrog/ci", "other", expected_version=old, metadata=META, rotation_id=rid())
+    with pytest.raises(CASConflict) as caught:
+        aws_backend.write("jfrog/ci", SECRET_TEXT, expected_version=old, metadata=META, rotation_id=rid())
+    assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == other
+    assert current_text(aws_backend, "jfrog/ci") == "other"
+    assert pending_anywhere(aws_backend, "jfrog/ci") == []
+    assert SECRET_TEXT not in str(caught.value)
+
+
+def test_cas_write_refreshes_metadata_tags(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    aws_backend.write("jfrog/ci", "v2", expected_version=old, metadata={**META, "generation": "4"},
+                      rotation_id=rid())
+    assert tags(aws_backend, "jfrog/ci")["jfrog-rotator:generation"] == "4"
+
+
+# -- write: bootstrap of a secret without AWSCURRENT -----------------------------------------------
+def test_write_no_current_bootstraps_empty_secret(aws_backend):
+    aws_backend.client.create_secret(Name="jfrog/empty")
+    rotation_id = rid()
+    version = aws_backend.write("jfrog/empty", "first", expected_version=NO_CURRENT, metadata=META,
+                                rotation_id=rotation_id)
+    assert version == rotation_id
+    assert stages(aws_backend, "jfrog/empty") == {rotation_id: ["AWSCURRENT"]}
+    assert aws_backend.read("jfrog/empty") == StoredValue("first", rotation_id)
+    assert tags(aws_backend, "jfrog/empty")["managed-by"] == MANAGED_BY
+
+
+def test_write_no_current_conflicts_when_someone_set_a_value_first(aws_backend):
+    aws_backend.client.create_secret(Name="jfrog/empty")
+    aws_backend.write("jfrog/empty", "theirs", expected_version=NO_CURRENT, metadata=META, rotation_id=rid())
+    with pytest.raises(CASConflict):
+        aws_backend.write("jfrog/empty", "ours", expected_version=NO_CURRENT, metadata=META, rotation_id=rid())
+    assert current_text(aws_backend, "jfrog/empty") == "theirs"
+
+
+# -- staging protocol (the Lambda's) ----------------------------------------------------------------
+def test_write_pending_is_idempotent_and_read_pending_returns_it(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "v2", rotation_id)
+    aws_backend.write_pending("jfrog/ci", "v2", rotation_id)
+    assert stages(aws_backend, "jfrog/ci") == {old: ["AWSCURRENT"], rotation_id: ["AWSPENDING"]}
+    assert aws_backend.read_pending("jfrog/ci", rotation_id) == "v2"
+
+
+def test_read_pending_of_unknown_version_is_none(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    assert aws_backend.read_pending("jfrog/ci", rid()) is None
+
+
+def test_promote_is_idempotent(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "v2", rotation_id)
+    assert aws_backend.promote("jfrog/ci", rotation_id, old) == rotation_id
+    after_first = stages(aws_backend, "jfrog/ci")
+    assert after_first == {rotation_id: ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
+    assert aws_backend.promote("jfrog/ci", rotation_id, old) == rotation_id
+    assert stages(aws_backend, "jfrog/ci") == after_first
+
+
+def test_promote_with_stale_expected_version_conflicts_and_drops_pending(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    other = aws_backend.write("jfrog/ci", "other", expected_version=old, metadata=META, rotation_id=rid())
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "ours", rotation_id)
+    with pytest.raises(CASConflict):
+        aws_backend.promote("jfrog/ci", rotation_id, old)
+    assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == other
+    assert pending_anywhere(aws_backend, "jfrog/ci") == []
+
+
+def test_promote_no_current_bootstraps_first_value(aws_backend):
+    # Rotation enabled before any value (reference §4.1): no version holds AWSCURRENT.
+    old = create(aws_backend, "jfrog/ci")
+    aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
+                                                   RemoveFromVersionId=old)
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "first", rotation_id)
+    assert aws_backend.promote("jfrog/ci", rotation_id, NO_CURRENT) == rotation_id
+    assert stages(aws_backend, "jfrog/ci")[rotation_id] == ["AWSCURRENT"]
+    assert current_text(aws_backend, "jfrog/ci") == "first"
+
+
+# -- metadata ------------------------------------------------------------------------------------
+def test_metadata_round_trips_through_tags(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    meta = aws_backend.read_metadata("jfrog/ci")
+    assert meta == {**META, "managed_by": MANAGED_BY, "rotation_enabled": "false",
+                    # ',' is not allowed in a tag value: lists become space separated
+                    "retired": "tid-0@2026-11-27T23:00:00Z tid-x@2026-11-28T23:00:00Z"}
+
+
+def test_patch_metadata_sanitises_and_truncates_values(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    aws_backend.patch_metadata("jfrog/ci", {"last_error": "HTTP 403; try #2 " + "x" * 300, "bad key!": "ok"})
+    meta = aws_backend.read_metadata("jfrog/ci")
+    assert meta["last_error"] == ("HTTP 403_ try _2 " + "x" * 300)[:256]
+    assert meta["bad key_"] == "ok"
+    assert meta["token_id"] == "tid-1"  # merged, not replaced
+
+
+def test_patch_metadata_none_removes_the_tag(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    aws_backend.patch_metadata("jfrog/ci", {"rotate_requested": "yes"})
+    aws_backend.patch_metadata("jfrog/ci", {"rotate_requested": None})
+    assert "rotate_requested" not in aws_backend.read_metadata("jfrog/ci")
+
+
+def test_read_metadata_of_missing_secret_is_none(aws_backend):
+    assert aws_backend.read_metadata("jfrog/missing") is None
+
+
+def test_list_managed_finds_only_secrets_tagged_by_us(aws_backend):
+    create(aws_backend, "jfrog/ours")
+    aws_backend.client.create_secret(Name="jfrog/untagged", SecretString="x")
+    aws_backend.client.create_secret(Name="jfrog/other-tool", SecretString="x",
+                                     Tags=[{"Key": "managed-by", "Value": "someone-else"}])
+    assert aws_backend.list_managed() == ["jfrog/ours"]
+
+
+# -- errors --------------------------------------------------------------------------------------
+def test_error_names_backend_path_operation_and_aws_code(aws_backend):
+    with pytest.raises(BackendError) as caught:
+        aws_backend.promote("jfrog/missing", rid(), rid())
+    message = str(caught.value)
+    assert not isinstance(caught.value, CASConflict)
+    for part in ("aws-test", "jfrog/missing", "UpdateSecretVersionStage", "ResourceNotFoundException"):
+        assert part in message
+
+
+def test_errors_never_contain_the_secret_text(aws_backend):
+    with pytest.raises(BackendError) as caught:
+        aws_backend.write_pending("jfrog/missing", SECRET_TEXT, rid())
+    rendered = "".join(traceback.format_exception(caught.value))
+    assert "PutSecretValue" in rendered
+    assert "plain-secret-value" not in rendered
+
+
+def test_no_answer_during_value_write_is_write_outcome_unknown(aws_backend):
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % closed.getsockname()[1]
+        backend = SecretsManagerBackend("aws-test", endpoint_url=url, max_attempts=1, timeout=2)
+        with pytest.raises(WriteOutcomeUnknown) as caught:
+            backend.write("jfrog/ci", SECRET_TEXT, expected_version=None, metadata=META, rotation_id=rid())
+        with pytest.raises(BackendError) as read_error:
+            backend.read("jfrog/ci")
+    assert "CreateSecret" in str(caught.value)
+    assert not isinstance(read_error.value, WriteOutcomeUnknown)
+
+
+def test_read_timeout_during_cas_write_is_write_outcome_unknown(aws_backend):
+    with socket.socket() as silent:  # listening, never answering: the request times out
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        backend = SecretsManagerBackend("aws-test", endpoint_url=url, max_attempts=1, timeout=0.5)
+        with pytest.raises(WriteOutcomeUnknown) as caught:
+            backend.write("jfrog/ci", SECRET_TEXT, expected_version=rid(), metadata=META, rotation_id=rid())
+    assert "PutSecretValue" in str(caught.value)
+    assert "plain-secret-value" not in str(caught.value)
+
+
+# -- config --------------------------------------------------------------------------------------
+def test_from_config_without_any_region_names_the_region_key(monkeypatch):
+    aws_env(monkeypatch)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(ConfigError) as caught:
+        SecretsManagerBackend.from_config("aws", Options({"type": "aws-secretsmanager"}, "backends.aws"))
+    assert caught.value.key == "backends.aws.region"
+
+
+def test_from_config_bad_timeout_names_the_timeout_key(monkeypatch):
+    aws_env(monkeypatch)
+    with pytest.raises(ConfigError) as caught:
+        SecretsManagerBackend.from_config("aws", Options({"timeout": "soon"}, "backends.aws"))
+    assert caught.value.key == "backends.aws.timeout"
+
+
+def test_from_config_bad_max_attempts_names_the_key(monkeypatch):
+    aws_env(monkeypatch)
+    with pytest.raises(ConfigError) as caught:
+        SecretsManagerBackend.from_config("aws", Options({"max_attempts": 0}, "backends.aws"))
+    assert caught.value.key == "backends.aws.max_attempts"
+
+
+def test_from_config_unknown_profile_names_the_profile_key(monkeypatch):
+    aws_env(monkeypatch)
+    with pytest.raises(ConfigError) as caught:
+        SecretsManagerBackend.from_config("aws", Options({"profile": "nope"}, "backends.aws"))
+    assert caught.value.key == "backends.aws.profile"
+
+
+def test_from_config_defaults_come_from_the_environment(monkeypatch):
+    aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # Lambda's variable wins over AWS_DEFAULT_REGION
+    monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", "http://127.0.0.1:9")
+    backend = SecretsManagerBackend.from_config("aws", Options({}, "backends.aws"))
+    assert (backend.region, backend.endpoint_url, backend.timeout, backend.max_attempts) == \
+        ("eu-central-1", "http://127.0.0.1:9", 30, 5)
+
+
+def test_client_uses_configured_timeouts_and_standard_retries(monkeypatch):
+    aws_env(monkeypatch)
+    backend = SecretsManagerBackend.from_config(
+        "aws", Options({"region": "eu-west-1", "timeout": "7s", "max_attempts": 3,
+                        "endpoint_url": "http://127.0.0.1:9"}, "backends.aws"))
+    config = backend.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (7, 7)
+    assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] == 3  # first try included, as configured
+    assert backend.client.meta.region_name == "eu-west-1"
+    assert backend.client is backend.client  # created once, reused
+
+
+def test_registry_builds_the_backend_from_config(monkeypatch):
+    aws_env(monkeypatch)
+    backend = create_backend("aws", Options({"type": "aws-secretsmanager", "region": "us-west-2"}, "backends.aws"))
+    assert isinstance(backend, SecretsManagerBackend)
+    assert isinstance(backend, SecretBackend) and isinstance(backend, StagingBackend)
+
+
+def test_check_summarises_region_and_endpoint(aws_backend, moto_server):
+    backend = SecretsManagerBackend("aws-test", endpoint_url=moto_server.url)  # its own client
+    try:
+        summary = backend.check()
+    finally:
+        backend.close()
+    assert "us-east-1" in summary and moto_server.url in summary
+
+
+# -- import hygiene (the Lambda imports this module) ---------------------------------------------
+def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
+    code = ("import json, sys, backends.aws_secretsmanager\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('hvac', 'yaml', 'apscheduler', 'rotator', 'backends'))))")
+    env = dict(os.environ)
+    aws_env(env)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    loaded = set(json.loads(out))
+    assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
+                      "rotator", "rotator.options", "rotator.record", "rotator.redact"}, loaded
+
+
+# -- the emulator property the compare-and-set relies on ----------------------------------------
+def test_moto_refuses_awscurrent_move_from_a_version_not_holding_it(aws_backend):
+    # If a moto upgrade stops enforcing this, _move_current needs a DescribeSecret check first.
+    old = create(aws_backend, "jfrog/ci")
+    other = aws_backend.write("jfrog/ci", "other", expected_version=old, metadata=META, rotation_id=rid())
+    ours = rid()
+    aws_backend.write_pending("jfrog/ci", "ours", ours)
+    with pytest.raises(aws_backend.client.exceptions.InvalidParameterException):
+        aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
+                                                       MoveToVersionId=ours, RemoveFromVersionId=old)
+    assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == other
