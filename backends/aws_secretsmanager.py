@@ -375,13 +375,11 @@ class SecretsManagerBackend:
         return meta
 
     def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
-        """``TagResource`` with the sanitised updates; a ``None`` value removes the tag (``UntagResource``)."""
-        keep = {k: v for k, v in updates.items() if v is not None}
-        drop = [tag_key(k) for k, v in updates.items() if v is None]
-        if keep:
-            self._api("TagResource", path, SecretId=path, Tags=to_tags(keep))
-        if drop:
-            self._api("UntagResource", path, SecretId=path, TagKeys=drop)
+        """One ``TagResource`` with the sanitised updates. A ``None`` value empties the tag (read back
+        as absent) instead of an extra ``UntagResource`` call on every rotation."""
+        if updates:
+            self._api("TagResource", path, SecretId=path,
+                      Tags=to_tags(updates))
 
     def list_managed(self) -> list[str]:
         """Names of secrets tagged ``managed-by=jfrog-token-rotator`` (``ListSecrets``, paginated)."""
@@ -516,8 +514,8 @@ def tag_key(key: str) -> str:
 
 
 def to_tags(metadata: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Metadata -> the ``Tags`` list of ``CreateSecret`` / ``TagResource``."""
-    return [{"Key": tag_key(k), "Value": tag_value(v)} for k, v in metadata.items()]
+    """Metadata -> the ``Tags`` list of ``CreateSecret`` / ``TagResource`` (``None`` -> empty value)."""
+    return [{"Key": tag_key(k), "Value": tag_value("" if v is None else v)} for k, v in metadata.items()]
 
 
 def from_tags(tags: list[Mapping[str, str]]) -> dict[str, str]:
@@ -527,7 +525,7 @@ def from_tags(tags: list[Mapping[str, str]]) -> dict[str, str]:
         key, value = tag.get("Key", ""), tag.get("Value", "")
         if key == MANAGED_BY_TAG:
             meta["managed_by"] = value
-        elif key.startswith(TAG_PREFIX):
+        elif key.startswith(TAG_PREFIX) and value:  # an empty tag is a removed value
             meta[key[len(TAG_PREFIX):]] = value
     return meta
 

@@ -44,6 +44,7 @@ from hvac import exceptions as hvac_exc
 from hvac.utils import format_url
 
 from backends.base import BackendError, CASConflict, StoredValue, Version, WriteOutcomeUnknown
+from rotator.httpenv import default_verify, pin_environment
 from rotator.options import ConfigError, Options, SecretRef
 from rotator.record import MANAGED_BY
 from rotator.redact import register, scrub
@@ -216,8 +217,9 @@ class VaultBackend:
             log.warning("%s: TLS certificate verification is disabled for %s", name, self.url)
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login().
-        self._client = hvac.Client(url=self.url, token="", verify=verify, timeout=timeout,
-                                   namespace=self.namespace)
+        self._client = hvac.Client(url=self.url, token="", verify=default_verify() if verify is True else verify,
+                                   timeout=timeout, namespace=self.namespace)
+        pin_environment(self._client.adapter.session, self.url)
 
     def __repr__(self) -> str:
         ns = f", namespace={self.namespace!r}" if self.namespace else ""

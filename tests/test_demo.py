@@ -10,7 +10,8 @@ def test_demo_runs_every_scenario_and_masks_secrets():
     assert run_demo(say=lines.append) == 0
     text = "\n".join(lines)
     assert "all scenarios behaved as expected" in text
-    assert text.count("(exit 0)") == 5 and text.count("(exit 2)") == 2
+    assert text.count("(exit 0)") == 10 and text.count("(exit 2)") == 2
+    assert "ci-deployer: rotated (recreate)" in text and "release-bot: rotated (refresh)" in text
     assert not re.search(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.", text)
     assert '"access_token": "***"' in text and '"refresh_token": "***"' in text
 

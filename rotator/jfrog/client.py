@@ -23,6 +23,7 @@ from urllib3.util import Retry
 
 from rotator import __version__
 from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
+from rotator.httpenv import default_verify, pin_environment
 from rotator.jfrog.gojson import go_json
 from rotator.redact import REDACTED, register, scrub
 
@@ -145,10 +146,7 @@ class AccessClient:
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # The environment (proxies, $REQUESTS_CA_BUNDLE) is read once here for our one base URL,
-        # not on every request; ~/.netrc is never consulted for JFrog credentials.
-        self.session.trust_env = False
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        pin_environment(self.session, self.url)
         self._verify = _verify_setting(verify, ca_bundle)
         if verify is False:
             log.warning("TLS certificate verification is OFF for %s; use only for testing", self.url)
@@ -403,7 +401,7 @@ def _verify_setting(verify: bool, ca_bundle: str | None) -> bool | str:
         if not os.path.isfile(ca_bundle):
             raise JFrogConfigError(f"CA bundle not found: {ca_bundle}")
         return ca_bundle
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return default_verify()
 
 
 def _client_cert(cert: str | None, key: str | None) -> str | tuple[str, str]:

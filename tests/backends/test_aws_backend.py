@@ -405,3 +405,11 @@ def test_moto_refuses_awscurrent_move_from_a_version_not_holding_it(aws_backend)
         aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
                                                        MoveToVersionId=ours, RemoveFromVersionId=old)
     assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == other
+
+
+def test_none_metadata_values_never_become_the_text_none(aws_backend):
+    aws_backend.write("none-values", SECRET_TEXT, expected_version=None, metadata={"retired": None, "target": "t"},
+                      rotation_id=str(uuid.uuid4()))
+    tags = {t["Key"]: t["Value"] for t in aws_backend.describe("none-values")["Tags"]}
+    assert "None" not in tags.values()
+    assert aws_backend.read_metadata("none-values").get("retired") is None
