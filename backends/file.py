@@ -30,6 +30,7 @@ class FileBackend:
     """One JSON file per target, 0600, atomic rename, advisory lock, revision counter."""
 
     metadata_without_secret = False
+    local = True  # reads are local file reads: no point reading many targets in parallel
 
     def __init__(self, name: str, directory: str | os.PathLike[str]) -> None:
         self.name = name
@@ -43,9 +44,8 @@ class FileBackend:
 
     # -- protocol -------------------------------------------------------------------------
     def read(self, path: str) -> StoredValue:
-        file = self._file(path)
-        with self._lock(file, exclusive=False):
-            text = self._read_text(file)
+        # No lock: writers replace the file by an atomic rename, so a read sees a whole record.
+        text = self._read_text(self._file(path))
         if text is None:
             return StoredValue(None, None)
         rotator = _rotator_section(text)
@@ -55,7 +55,7 @@ class FileBackend:
               rotation_id: str) -> int:
         file = self._file(path)
         self._ensure_directory()
-        with self._lock(file, exclusive=True):
+        with self._lock(file):
             current = self._read_text(file)
             current_revision = None if current is None else int(_rotator_section(current).get("revision", 0) or 0)
             if current_revision != expected_version:
@@ -76,7 +76,7 @@ class FileBackend:
 
     def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
         file = self._file(path)
-        with self._lock(file, exclusive=True):
+        with self._lock(file):
             current = self._read_text(file)
             if current is None:
                 raise BackendError("patch metadata: no such target", backend=self.name, path=path)
@@ -122,16 +122,13 @@ class FileBackend:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def _lock(self, file: Path, *, exclusive: bool) -> Iterator[None]:
+    def _lock(self, file: Path) -> Iterator[None]:
+        """Exclusive advisory lock on ``<file>.lock``: one writer at a time on this host."""
         lock_path = file.with_name(file.name + ".lock")
-        if not lock_path.parent.is_dir():
-            if not exclusive:
-                yield
-                return
-            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock

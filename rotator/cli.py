@@ -598,6 +598,46 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         config.close()
 
 
+# -- daemon -----------------------------------------------------------------------------------
+
+
+def _register_daemon(commands: Any) -> None:
+    daemon = commands.add_parser(
+        "daemon", help="rotate every target on its schedule until stopped",
+        description="Run the rotation scheduler: each target is rotated when its schedule says it is due "
+        "(the store is the truth, so any number of daemons may share a config). SIGTERM/SIGINT finish "
+        "in-flight rotations and exit 0; SIGHUP reloads the config (a bad config is refused and the running "
+        "one kept). With --listen (or daemon.listen in the config) it serves /healthz, /readyz, /metrics "
+        "and /status.")
+    _add_config_flag(daemon)
+    daemon.add_argument("--listen", metavar="HOST:PORT", help="operations endpoint address (default: off, or "
+                        "daemon.listen of the config); use 127.0.0.1 unless something else must reach it")
+    daemon.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="default: json when stderr is not a terminal, text when it is")
+    daemon.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a stop waits for rotations in flight (default 30)")
+    daemon.set_defaults(handler=_cmd_daemon)
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    from rotator.daemon import RotationDaemon
+    from rotator.logs import setup_logging
+    from rotator.ops import parse_listen
+
+    if args.listen:
+        try:
+            parse_listen(args.listen)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    # Built first, so a config error is reported like any other command's, before logging moves.
+    daemon = RotationDaemon(args.config, listen=args.listen, shutdown_timeout=args.shutdown_timeout)
+    setup_logging(args.log_format or daemon.config.daemon.log_format,
+                  level=logging.DEBUG if args.debug else logging.INFO)
+    install_log_redaction()
+    daemon.start()
+    return daemon.run_forever()
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 
@@ -614,5 +654,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
-COMMANDS: list[Callable[[Any], None]] = [_register_token, _register_rotation_commands, _register_emulator,
-                                         _register_demo]
+COMMANDS: list[Callable[[Any], None]] = [_register_token, _register_rotation_commands, _register_daemon,
+                                         _register_emulator, _register_demo]

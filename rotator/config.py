@@ -8,6 +8,7 @@ read from the file unless the user insists with an explicit ``*_insecure_inline`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,11 +95,11 @@ class Config:
     backends: dict[str, SecretBackend]
     targets: list[Target]
 
+    def __post_init__(self) -> None:
+        self.by_name: dict[str, Target] = {t.name: t for t in self.targets}
+
     def target(self, name: str) -> Target:
-        for target in self.targets:
-            if target.name == name:
-                return target
-        raise KeyError(name)
+        return self.by_name[name]
 
     def close(self) -> None:
         for backend in self.backends.values():
@@ -137,6 +138,16 @@ def parse_config(text: str, source: Path) -> Config:
 
 
 def _load_yaml(text: str, source: str) -> Any:
+    """YAML, or JSON (a subset of YAML) through the much faster json module when the file is an
+    object: generated configs with thousands of targets load in a fraction of the time."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(source, "", f"not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                                          f"{exc.msg}") from None
+        except _DuplicateKey as exc:
+            raise ConfigError(source, "", f"not valid JSON: duplicate key {exc.args[0]!r}") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -147,13 +158,28 @@ def _load_yaml(text: str, source: str) -> Any:
         raise ConfigError(source, "", f"not valid YAML: {exc}") from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when available: ~20x faster on big configs) refusing duplicate
+    keys, which YAML would otherwise silently resolve to the last one."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            # Plain keys are compared as written (cheap); only complex keys are constructed.
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else self.construct_object(key_node, deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -202,12 +228,14 @@ def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogS
     if not items:
         raise root.error("targets", "at least one target is required")
     targets: list[Target] = []
+    names: set[str] = set()
     seen: dict[tuple[str, str], str] = {}
     for index, item in enumerate(items):
         opts = Options(item, root.path("targets") + f"[{index}]", root.source)
         target = _target(opts, backends, jfrog)
-        if any(t.name == target.name for t in targets):
+        if target.name in names:
             raise opts.error("name", f"duplicate target name {target.name!r}")
+        names.add(target.name)
         key = (target.backend, target.path)
         if key in seen:
             raise opts.error("path", f"{target.backend}:{target.path} is already used by target {seen[key]!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -125,6 +125,42 @@ def tag_target(description: str | None) -> str | None:
     return None
 
 
+def next_record(current: SecretRecord | None, minted: TokenResponse, *, target: str, url: str, now: datetime,
+                retired: Iterable[RetiredToken]) -> SecretRecord:
+    """The record that replaces ``current`` (``None``: the first one) once ``minted`` is stored.
+
+    Times come from the token's own claims (``now`` when it has none); ``retired`` is the whole
+    ``rotator.retired`` list of the new record: which previous tokens to list, and until when, is
+    the caller's policy (the engine's overlap, the Lambda's ``REVOKE_PREVIOUS``). Keys a person
+    added to ``current`` are kept. Raises :class:`InvalidTokenFormat` when the token is not a JWT.
+    """
+    claims = decode_claims(minted.access_token)
+    issued = datetime.fromtimestamp(claims.issued_at, timezone.utc) if claims.issued_at else now
+    if claims.expires_at:
+        expires: datetime | None = datetime.fromtimestamp(claims.expires_at, timezone.utc)
+    elif minted.expires_in:
+        expires = issued + timedelta(seconds=minted.expires_in)
+    else:
+        expires = None
+    return SecretRecord(
+        access_token=minted.access_token,
+        token_id=minted.token_id,
+        token_type=minted.token_type or "Bearer",
+        username=claims.username,
+        scope=minted.scope or claims.scope,
+        url=url,
+        issued_at=issued,
+        expires_at=expires,
+        target=target,
+        generation=(current.generation + 1) if current else 1,
+        refresh_token=minted.refresh_token,
+        reference_token=minted.reference_token,
+        retired=tuple(retired),
+        extra=dict(current.extra) if current else {},
+        rotator_extra=dict(current.rotator_extra) if current else {},
+    )
+
+
 class Engine:
     """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
@@ -169,7 +205,7 @@ class Engine:
         finally:
             result.duration = time.monotonic() - started
         log.info("rotation %s", result.outcome, extra={"target": target.name, "rotation_id": rid,
-                                                       "reason": reason, "duration": result.duration,
+                                                       "reason": reason, "duration": round(result.duration, 3),
                                                        "step": result.step, "token_id": result.token_id})
         return result
 
@@ -308,38 +344,14 @@ class Engine:
     def _new_record(self, target: TargetPolicy, current: SecretRecord | None, minted: TokenResponse,
                     strategy: str) -> SecretRecord:
         now = self.clock()
-        try:
-            claims = decode_claims(minted.access_token)
-        except InvalidTokenFormat as exc:
-            raise RotationError(target.name, RotationStep.VERIFY, f"the new access token is not a JWT: {exc}") from None
-        issued = datetime.fromtimestamp(claims.issued_at, timezone.utc) if claims.issued_at else now
-        if claims.expires_at:
-            expires: datetime | None = datetime.fromtimestamp(claims.expires_at, timezone.utc)
-        elif minted.expires_in:
-            expires = issued + timedelta(seconds=minted.expires_in)
-        else:
-            expires = None
         retired = list(current.retired) if current else []
         # A refresh kills the old access token at once; anything else keeps it for the overlap.
         if current and strategy != "refresh" and current.token_id != minted.token_id:
             retired.append(RetiredToken(current.token_id, now + timedelta(seconds=target.overlap), current.expires_at))
-        return SecretRecord(
-            access_token=minted.access_token,
-            token_id=minted.token_id,
-            token_type=minted.token_type or "Bearer",
-            username=claims.username,
-            scope=minted.scope or claims.scope,
-            url=self.jfrog.url,
-            issued_at=issued,
-            expires_at=expires,
-            target=target.name,
-            generation=(current.generation + 1) if current else 1,
-            refresh_token=minted.refresh_token,
-            reference_token=minted.reference_token,
-            retired=tuple(retired),
-            extra=dict(current.extra) if current else {},
-            rotator_extra=dict(current.rotator_extra) if current else {},
-        )
+        try:
+            return next_record(current, minted, target=target.name, url=self.jfrog.url, now=now, retired=retired)
+        except InvalidTokenFormat as exc:
+            raise RotationError(target.name, RotationStep.VERIFY, f"the new access token is not a JWT: {exc}") from None
 
     def _store(self, target: TargetPolicy, backend: SecretBackend, stored: StoredValue, record: SecretRecord,
                minted: TokenResponse, result: RotationResult) -> Any:

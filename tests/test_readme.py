@@ -26,3 +26,25 @@ def test_readme_rotator_config_loads(tmp_path):
     assert [t.name for t in loaded.targets] == ["ci-deployer", "release-bot"]
     assert loaded.target("release-bot").strategy == "refresh"
     loaded.close()
+
+
+def test_readme_daemon_section_loads(tmp_path):
+    [daemon] = [b for b in yaml_blocks() if b.startswith("daemon:")]
+    [config] = [b for b in yaml_blocks() if b.startswith("# rotator.yaml")]
+    path = tmp_path / "rotator.yaml"
+    path.write_text(config + daemon)
+    loaded = load_config(path)
+    assert loaded.daemon.listen == "127.0.0.1:9464" and loaded.daemon.misfire_grace == 300
+    loaded.close()
+
+
+def test_kubernetes_example_config_loads(tmp_path):
+    import yaml
+
+    docs = list(yaml.safe_load_all((README.parent / "deploy/kubernetes/daemon.yaml").read_text()))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    path = tmp_path / "rotator.yaml"
+    path.write_text(config_map["data"]["rotator.yaml"])
+    loaded = load_config(path)
+    assert loaded.targets[0].schedule.jitter == 600
+    loaded.close()

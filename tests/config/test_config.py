@@ -145,3 +145,26 @@ def test_missing_sections(tmp_path):
     assert error_of(tmp_path, "jfrog: {url: https://a.b}\n") == "backends: is required"
     assert error_of(tmp_path, "jfrog: {url: https://a.b, access_token_env: X}\nbackends: {l: {type: file, "
                               "directory: d}}\ntargets: []\n") == "targets: at least one target is required"
+
+
+def test_json_config_is_accepted(tmp_path):
+    import json
+
+    import yaml
+
+    data = yaml.safe_load(textwrap.dedent(BASE))
+    path = tmp_path / "rotator.json"
+    path.write_text(json.dumps(data))
+    assert load_config(path).target("ci-deployer").token.expiry == 7 * 86400
+
+
+def test_json_config_errors(tmp_path):
+    path = tmp_path / "rotator.json"
+    path.write_text('{"jfrog": {"url": "https://a.b"},\n "jfrog": {}}')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: not valid JSON: duplicate key 'jfrog'"
+    path.write_text('{"jfrog": {"url": "https://a.b",}\n}')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "not valid JSON at line 1, column 33" in str(err.value)

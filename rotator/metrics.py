@@ -1,0 +1,66 @@
+"""Prometheus metrics of the daemon, in a registry of its own (served on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from rotator.engine import RotationResult, SweepResult
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.rotations = Counter("jfrog_rotator_rotations", "Rotations by target and result "
+                                 "(rotated, lost-race, failed, skipped)", ["target", "result"],
+                                 registry=self.registry)
+        self.duration = Histogram("jfrog_rotator_rotation_duration_seconds", "Duration of one rotation",
+                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+        self.expiry = Gauge("jfrog_rotator_token_expiry_timestamp_seconds",
+                            "Expiry of the token the store holds (0 = never expires)", ["target"],
+                            registry=self.registry)
+        self.last_success = Gauge("jfrog_rotator_last_success_timestamp_seconds",
+                                  "When the target was last rotated successfully", ["target"], registry=self.registry)
+        self.retired = Gauge("jfrog_rotator_retired_tokens", "Previous tokens waiting to be revoked", ["target"],
+                             registry=self.registry)
+        self.sweep_revocations = Counter("jfrog_rotator_sweep_revocations",
+                                         "Tokens revoked by sweeps (retired after their overlap, and orphans)",
+                                         registry=self.registry)
+
+    def observe_rotation(self, result: RotationResult, *, retired: int | None = None) -> None:
+        self.rotations.labels(result.target, result.outcome).inc()
+        if result.outcome in ("rotated", "lost-race", "failed"):
+            self.duration.observe(result.duration)
+        if result.outcome == "rotated":
+            self.last_success.labels(result.target).set_to_current_time()
+            self.expiry.labels(result.target).set(result.expires_at.timestamp() if result.expires_at else 0)
+            if retired is not None:
+                self.retired.labels(result.target).set(retired)
+
+    def observe_state(self, target: str, *, expires_at: float | None, retired: int) -> None:
+        """What the store says about a target (at start, after reloads and sweeps)."""
+        self.expiry.labels(target).set(expires_at or 0)
+        self.retired.labels(target).set(retired)
+
+    def observe_sweep(self, result: SweepResult) -> None:
+        revoked = len(result.retired_revoked) + len(result.orphans_revoked)
+        if revoked:
+            self.sweep_revocations.inc(revoked)
+
+    def forget(self, target: str) -> None:
+        """Drop the series of a target removed from the config."""
+        for metric in (self.expiry, self.last_success, self.retired):
+            try:
+                metric.remove(target)
+            except KeyError:
+                pass
+        for result in ("rotated", "lost-race", "failed", "skipped"):
+            try:
+                self.rotations.remove(target, result)
+            except KeyError:
+                pass
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
