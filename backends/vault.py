@@ -200,7 +200,8 @@ class VaultBackend:
     def __init__(self, name: str, *, url: str, auth: AuthSettings, mount: str = "secret",
                  kv_version: int | None = None, namespace: str | None = None,
                  verify: bool | str = True, timeout: int = 30, reconcile_interval: int = 30,
-                 request_prefix: str = DEFAULT_REQUEST_PREFIX) -> None:
+                 request_prefix: str = DEFAULT_REQUEST_PREFIX,
+                 renew_before: tuple[int | None, float | None] = (None, 0.1), events: bool = False) -> None:
         self.name = name
         self.url = url.rstrip("/")
         self.auth = auth
@@ -208,8 +209,13 @@ class VaultBackend:
         self.namespace = namespace or None
         self.verify = verify
         self.timeout = timeout
+        # Vault-triggered renewal (rotator.triggers): how often the daemon reads metadata, where
+        # requests land, how early "near expiry" is (seconds or a share of the lifetime), and
+        # whether to listen to Vault Enterprise events.
         self.reconcile_interval = reconcile_interval
         self.request_prefix = request_prefix.strip("/")
+        self.renew_before = renew_before
+        self.events = events
         self._kv_version = kv_version
         self._logged_in = False
         self._auth_lock = threading.RLock()
@@ -217,8 +223,9 @@ class VaultBackend:
             log.warning("%s: TLS certificate verification is disabled for %s", name, self.url)
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login().
-        self._client = hvac.Client(url=self.url, token="", verify=default_verify() if verify is True else verify,
-                                   timeout=timeout, namespace=self.namespace)
+        self._tls_verify = default_verify() if verify is True else verify
+        self._client = hvac.Client(url=self.url, token="", verify=self._tls_verify, timeout=timeout,
+                                   namespace=self.namespace)
         pin_environment(self._client.adapter.session, self.url)
 
     def __repr__(self) -> str:
@@ -244,8 +251,10 @@ class VaultBackend:
             name, url=url, mount=_mount_name(options, "mount", "secret"),
             kv_version=None if kv == "auto" else int(kv), namespace=namespace or None,
             verify=_tls_verify(options), timeout=timeout,
-            reconcile_interval=options.duration("reconcile_interval", 30),
+            reconcile_interval=_positive(options, "reconcile_interval", 30),
             request_prefix=options.str("request_prefix", DEFAULT_REQUEST_PREFIX),
+            renew_before=options.share_or_duration("renew_before", "10%"),
+            events=options.bool("events", False),
             auth=AuthSettings.from_options(options.mapping("auth", None)),
         )
 
@@ -329,6 +338,116 @@ class VaultBackend:
 
     def close(self) -> None:
         self._client.adapter.close()
+
+    # -- Vault-triggered renewal: requests, flags, the caller's rights -----------------------
+    def pending_requests(self) -> dict[str, list[str]]:
+        """Request objects waiting under ``<mount>/<request_prefix>/``: target name -> request ids.
+
+        One LIST of the prefix, then one LIST per target that has requests (not per target).
+        https://openbao.org/api-docs/secret/kv/kv-v2/#list-secrets
+        """
+        found: dict[str, list[str]] = {}
+        for entry in self._list(self.request_prefix):
+            if entry.endswith("/"):
+                target = entry.rstrip("/")
+                ids = [i for i in self._list(f"{self.request_prefix}/{target}") if not i.endswith("/")]
+                if ids:
+                    found[target] = sorted(ids)
+        return found
+
+    def read_request(self, target: str, request_id: str) -> dict[str, str]:
+        """The request object's fields (``requested_by``, ``reason``); ``{}`` when it is gone."""
+        stored = self._v2_read(f"{self.request_prefix}/{target}/{request_id}")
+        if stored.text is None:
+            return {}
+        data = json.loads(stored.text)
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def delete_request(self, target: str, request_id: str) -> None:
+        """``DELETE <mount>/metadata/<prefix>/<target>/<id>``: the request and all its versions."""
+        path = f"{self.request_prefix}/{target}/{request_id}"
+        url = format_url("/v1/{0}/metadata/{1}", self.mount, path)
+        self._call("delete request", path, lambda c: c.adapter.delete(url))
+
+    def caller_capabilities(self, token: str, path: str) -> list[str]:
+        """What ``token`` (a caller's, not ours) may do on the target's metadata path.
+
+        ``POST sys/capabilities-self`` authenticated *as the caller*: the daemon never uses its
+        own rights to decide for someone else. https://openbao.org/api-docs/system/capabilities-self/
+        """
+        metadata_path = f"{self.mount}/metadata/{_clean_path(path)}"
+        try:
+            resp = self._as_caller(token).adapter.post("/v1/sys/capabilities-self", json={"paths": [metadata_path]})
+        except hvac_exc.Forbidden:
+            return []
+        except (hvac_exc.VaultError, requests.RequestException) as exc:
+            raise self._error("check caller capabilities", path, exc, False) from None
+        data = resp.get("data", resp) if isinstance(resp, dict) else {}
+        caps = data.get(metadata_path) or data.get("capabilities") or []
+        return [str(c) for c in caps]
+
+    def request_rotation(self, path: str, *, token: str, reason: str, requested_by: str, at: str) -> None:
+        """Set ``rotate_requested=true`` in the target's custom_metadata *with the caller's token*
+        (needs only the ``patch`` capability on the metadata path)."""
+        path = _clean_path(path)
+        body = json.dumps({"custom_metadata": {"rotate_requested": "true",
+                                               "requested_by": _metadata_value(requested_by),
+                                               "requested_reason": _metadata_value(reason),
+                                               "requested_at": at}})
+        url = format_url("/v1/{0}/metadata/{1}", self.mount, path)
+        try:
+            self._as_caller(token).adapter.request("PATCH", url, headers={"Content-Type": MERGE_PATCH}, data=body)
+        except (hvac_exc.VaultError, requests.RequestException) as exc:
+            raise self._error("request rotation", path, exc, False) from None
+
+    def write_request(self, target: str, request_id: str, fields: Mapping[str, str], *, token: str) -> str:
+        """Create the request object ``<prefix>/<target>/<id>`` *with the caller's token*
+        (needs only ``create`` on the request prefix); returns its path."""
+        path = f"{self.request_prefix}/{target}/{request_id}"
+        try:
+            self._as_caller(token).secrets.kv.v2.create_or_update_secret(path=path, secret=dict(fields), cas=0,
+                                                                         mount_point=self.mount)
+        except (hvac_exc.VaultError, requests.RequestException) as exc:
+            raise self._error("write request", path, exc, False) from None
+        return f"{self.mount}/{path}"
+
+    def caller_name(self, token: str) -> str:
+        """The caller token's display name (``token/lookup-self``), or ``""`` when it may not ask."""
+        try:
+            data = self._as_caller(token).auth.token.lookup_self().get("data") or {}
+        except (hvac_exc.VaultError, requests.RequestException):
+            return ""
+        return str(data.get("display_name") or "")
+
+    def event_subscription(self, event_type: str) -> tuple[str, dict[str, str]]:
+        """WebSocket URL and headers to subscribe to ``event_type`` (Vault Enterprise >= 1.16).
+
+        https://developer.hashicorp.com/vault/docs/concepts/events
+        """
+        self.login()
+        scheme = "wss" if self.url.startswith("https://") else "ws"
+        url = f"{scheme}://{self.url.split('://', 1)[1]}/v1/sys/events/subscribe/{event_type}?json=true"
+        headers = {"X-Vault-Token": self._client.token}
+        if self.namespace:
+            headers["X-Vault-Namespace"] = self.namespace
+        return url, headers
+
+    def _as_caller(self, token: str) -> hvac.Client:
+        register(token)
+        client = hvac.Client(url=self.url, token=token, verify=self._tls_verify, timeout=self.timeout,
+                             namespace=self.namespace)
+        pin_environment(client.adapter.session, self.url)
+        return client
+
+    def _list(self, path: str) -> list[str]:
+        def fn(c: hvac.Client) -> list[str]:
+            try:
+                return list((c.secrets.kv.v2.list_secrets(path=path, mount_point=self.mount).get("data") or {})
+                            .get("keys") or [])
+            except hvac_exc.InvalidPath:
+                return []
+
+        return self._call("list", path, fn)
 
     # -- auth lifecycle ----------------------------------------------------------------------
     def login(self) -> None:
@@ -531,6 +650,9 @@ class VaultBackend:
             path=path, secret=data, cas=int(expected or 0), mount_point=self.mount), write=True)
         version = int(resp["data"]["version"])
         if metadata:
+            # rotator_version tells later readers which version the rotator wrote: a higher
+            # current_version means someone wrote the secret by hand (Vault-triggered renewal).
+            metadata = {**metadata, "rotator_version": str(version)}
             try:
                 self._v2_patch_custom_metadata(path, metadata, "write metadata")
             except BackendError as exc:
@@ -692,6 +814,13 @@ def _json_object(text: str, backend: str, path: str) -> dict:
         raise BackendError(f"write: Vault KV stores a JSON object, not a JSON {type(data).__name__}",
                            backend=backend, path=path)
     return data
+
+
+def _positive(options: Options, key: str, default: int) -> int:
+    seconds = options.duration(key, default)
+    if seconds <= 0:
+        raise options.error(key, "must be more than 0 seconds")
+    return seconds
 
 
 def _str_map(value: Any) -> dict[str, str]:

@@ -598,6 +598,41 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         config.close()
 
 
+# -- trigger ----------------------------------------------------------------------------------
+
+
+def _register_trigger(commands: Any) -> None:
+    trigger = commands.add_parser(
+        "trigger", help="ask for a rotation through the target's Vault store, with your own token",
+        description="Request a rotation of TARGET the way Vault-triggered renewal expects: set "
+        "rotate_requested=true in the secret's custom_metadata (or, with --request, write a request object "
+        "under the request prefix). Uses YOUR Vault token from $VAULT_TOKEN or $BAO_TOKEN, not the daemon's; it "
+        "needs patch on <mount>/metadata/<path> (or create on <mount>/<request_prefix>/<target>/*) and no "
+        "right to read the token. A running daemon rotates on its next reconcile pass.")
+    _add_config_flag(trigger)
+    trigger.add_argument("target", metavar="TARGET")
+    trigger.add_argument("--reason", default="requested with jfrog-rotator trigger",
+                         help="recorded with the request (shows up as last_reason)")
+    trigger.add_argument("--request", action="store_true",
+                         help="write a request object instead of setting the metadata flag")
+    trigger.set_defaults(handler=_cmd_trigger)
+
+
+def _cmd_trigger(args: argparse.Namespace) -> int:
+    from rotator.config import load_config
+    from rotator.triggers.request import caller_token, request_rotation
+
+    config = load_config(args.config)
+    try:
+        result = request_rotation(config, args.target, reason=args.reason, token=caller_token(),
+                                  as_request=args.request)
+    finally:
+        config.close()
+    what = "request written to" if result.how == "request" else "rotate_requested=true set on"
+    print(f"{result.target}: rotation requested by {result.requested_by}: {what} {result.where}")
+    return EXIT_OK
+
+
 # -- daemon -----------------------------------------------------------------------------------
 
 
@@ -654,5 +689,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
-COMMANDS: list[Callable[[Any], None]] = [_register_token, _register_rotation_commands, _register_daemon,
-                                         _register_emulator, _register_demo]
+COMMANDS: list[Callable[[Any], None]] = [_register_token, _register_rotation_commands, _register_trigger,
+                                         _register_daemon, _register_emulator, _register_demo]

@@ -343,19 +343,8 @@ def _schedule(opts: Options, token: TokenSpec) -> Schedule:
 
 
 def _before_expiry(opts: Options, raw: Any, jitter: int) -> Schedule:
-    if isinstance(raw, str) and raw.strip().endswith("%"):
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", raw.strip())
-        fraction = float(match.group(1)) / 100 if match else -1.0
-        if not 0 < fraction < 1:
-            raise opts.error("before_expiry", f"a percentage must be between 0% and 100%, not {raw!r}")
-        return Schedule("before_expiry", before_expiry_fraction=fraction, jitter=jitter)
-    try:
-        seconds = parse_duration(raw)
-    except ValueError as exc:
-        raise opts.error("before_expiry", f"{exc} or a percentage like 25%") from None
-    if seconds <= 0:
-        raise opts.error("before_expiry", "must be more than 0s")
-    return Schedule("before_expiry", before_expiry_seconds=seconds, jitter=jitter)
+    seconds, fraction = opts.share_or_duration("before_expiry", raw)
+    return Schedule("before_expiry", before_expiry_seconds=seconds, before_expiry_fraction=fraction, jitter=jitter)
 
 
 def _check_cron(opts: Options, cron: str, timezone: str) -> None:

@@ -36,6 +36,7 @@ from rotator.config import Config, Target, load_config
 from rotator.engine import Engine, StepHook
 from rotator.metrics import Metrics
 from rotator.options import ConfigError
+from rotator.record import utc_iso
 from rotator.schedule import jittered
 from rotator.service import build_engine
 from rotator.status import TargetStatus, target_status
@@ -65,7 +66,9 @@ class Contact:
 class TargetState:
     failures: int = 0
     last_error: str | None = None
+    retry_at: datetime | None = None
     in_flight: bool = False
+    foreign: str | None = None  # a manual overwrite the rotator must not clobber
 
 
 @dataclass
@@ -100,6 +103,11 @@ class RotationDaemon:
         self._wake = threading.Event()
         self.scheduler = self._new_scheduler()
         self._job = _presigned(self._run_target)
+        from rotator.triggers.http import mount_trigger_route
+        from rotator.triggers.reconcile import VaultReconciler
+
+        self.reconciler = VaultReconciler(self)
+        self.extra_routes = [lambda server: mount_trigger_route(server, self)]
 
     # ------------------------------------------------------------------------------------
     # lifecycle
@@ -125,6 +133,8 @@ class RotationDaemon:
                                id="vault-auth", replace_existing=True)
         self.scheduler.add_job(self._probe_contacts, IntervalTrigger(seconds=self.health_interval),
                                id="health", replace_existing=True, next_run_time=datetime.now(timezone.utc))
+        self.reconciler.install()
+        self._start_event_listeners()
         if self.listen:
             from rotator.ops_routes import mount_routes  # the endpoint is optional
 
@@ -177,6 +187,8 @@ class RotationDaemon:
             self.scheduler.shutdown(wait=False)
         except Exception:
             pass
+        for listener in getattr(self, "event_listeners", []):
+            listener.stop()
         if self.ops is not None:
             self.ops.stop()
         self.engine.jfrog.close()
@@ -214,6 +226,10 @@ class RotationDaemon:
         self._warn_about_schedules(new_config)
         self._schedule_all(changed)
         self.scheduler.reschedule_job("sweep", trigger=IntervalTrigger(seconds=new_config.daemon.sweep_interval))
+        self.reconciler.install()
+        for listener in getattr(self, "event_listeners", []):
+            listener.stop()
+        self._start_event_listeners()
         # In-flight jobs still hold the old engine and config: close them once they are idle.
         threading.Thread(target=self._close_when_idle, args=(old_config, old_engine), daemon=True).start()
         log.info("config reloaded: %d target(s), %d added, %d removed, %d changed", len(new),
@@ -266,15 +282,35 @@ class RotationDaemon:
             pass
 
     def wake(self, name: str, reason: str = "wake") -> bool:
-        """Run the target's due check now (triggers use this); False for an unknown target."""
+        """Run the target's due check now; False for an unknown target."""
+        return self.run_now(name, reason)
+
+    def run_now(self, name: str, reason: str, *, only_if_version: Any = None,
+                requests: tuple[str, ...] | list[str] = ()) -> bool:
+        """Run the target's job now. ``reason`` ``schedule``/``missed``/``wake`` rotates only when
+        due; any other reason (a Vault flag or request) rotates, but only if the store still holds
+        ``only_if_version``. ``requests`` are deleted once served. False for an unknown target."""
         with self._lock:
             target = self.config.by_name.get(name)
         if target is None:
             return False
-        self.scheduler.add_job(self._job, DateTrigger(run_date=datetime.now(timezone.utc)),
-                               args=[name], kwargs={"reason": reason}, id=_job_id(name),
-                               name=f"rotate {name}", replace_existing=True)
+        self.scheduler.add_job(self._job, DateTrigger(run_date=datetime.now(timezone.utc)), args=[name],
+                               kwargs={"reason": reason, "only_if_version": only_if_version,
+                                       "requests": tuple(requests)},
+                               id=_job_id(name), name=f"rotate {name}", replace_existing=True)
         return True
+
+    def set_foreign(self, name: str, problem: str | None) -> None:
+        """Mark (or clear) a target whose current value was written by hand and cannot be adopted."""
+        state = self.state.targets.setdefault(name, TargetState())
+        if problem != state.foreign:
+            if problem:
+                log.warning("%s: %s; it is not rotated until fixed", name, problem,
+                            extra={"target": name, "outcome": "foreign-write"})
+            elif state.foreign:
+                log.info("%s: the manual write was adopted or fixed", name, extra={"target": name})
+        state.foreign = problem
+        self.metrics.foreign.labels(name).set(1 if problem else 0)
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         """A target's run was missed by more than the misfire grace (the daemon was suspended):
@@ -288,7 +324,8 @@ class RotationDaemon:
     # ------------------------------------------------------------------------------------
     # the job
     # ------------------------------------------------------------------------------------
-    def _run_target(self, name: str, reason: str = "schedule") -> None:
+    def _run_target(self, name: str, reason: str = "schedule", only_if_version: Any = None,
+                    requests: tuple[str, ...] = ()) -> None:
         if self._stopping.is_set():
             return
         with self._lock:
@@ -302,7 +339,7 @@ class RotationDaemon:
         state.in_flight = True
         next_run: datetime | None = None
         try:
-            next_run = self._check_and_rotate(config, engine, target, state, reason)
+            next_run = self._check_and_rotate(config, engine, target, state, reason, only_if_version, requests)
         finally:
             state.in_flight = False
             with self._busy:
@@ -317,31 +354,57 @@ class RotationDaemon:
                     self._schedule_all([current])
 
     def _check_and_rotate(self, config: Config, engine: Engine, target: Target, state: TargetState,
-                          reason: str) -> datetime:
+                          reason: str, only_if_version: Any = None, requests: tuple[str, ...] = ()) -> datetime:
         now = datetime.now(timezone.utc)
         status = target_status(config, target, now)
+        scheduled = reason in ("schedule", "missed", "wake")
         due = status.state in ("missing", "expired", "error") or (
             status.next_due is not None and status.next_due <= now + DUE_SLACK)
-        if not due and reason in ("schedule", "missed"):
+        if scheduled and state.foreign:
+            log.warning("%s: not rotated: %s", target.name, state.foreign,
+                        extra={"target": target.name, "outcome": "foreign-write"})
+            return now + timedelta(seconds=RETRY_MAX)  # the reconcile loop clears it once fixed
+        if scheduled and not due:
             self.metrics.rotations.labels(target.name, "skipped").inc()
             log.info("%s: not due (rotated elsewhere); next due %s", target.name, status.next_due,
                      extra={"target": target.name, "outcome": "skipped"})
             return self._next_run(target, status, now)
-        result = engine.rotate(target, reason=reason)
+        if not scheduled and state.retry_at is not None and now < state.retry_at:
+            log.info("%s: %s waits for the retry back-off (until %s)", target.name, reason,
+                     utc_iso(state.retry_at), extra={"target": target.name})
+            return state.retry_at
+        result = engine.rotate(target, reason=reason, only_if_version=None if scheduled else only_if_version)
         self.metrics.observe_rotation(result)
         self._record_contact(result)
+        if requests and result.outcome in ("rotated", "skipped", "lost-race"):
+            self._delete_requests(config, target, requests)
         if result.outcome == "failed":
             state.failures += 1
             state.last_error = result.error
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (state.failures - 1))
+            state.retry_at = now + timedelta(seconds=delay)
             log.error("%s: rotation failed (attempt %d, retry in %.0fs): %s", target.name, state.failures, delay,
                       result.error, extra={"target": target.name, "step": result.step,
                                            "rotation_id": result.rotation_id, "outcome": "failed"})
-            return now + timedelta(seconds=delay)
-        state.failures, state.last_error = 0, None
+            return state.retry_at
+        state.failures, state.last_error, state.retry_at = 0, None, None
         after = target_status(config, target, datetime.now(timezone.utc))
         self._observe_status(target, after)
         return self._next_run(target, after, datetime.now(timezone.utc))
+
+    def _delete_requests(self, config: Config, target: Target, requests: tuple[str, ...]) -> None:
+        backend = config.backends[target.backend]
+        for request_id in requests:
+            try:
+                backend.delete_request(target.name, request_id)
+            except Exception as exc:  # a leftover request is served (as skipped) on the next pass
+                log.warning("%s: could not delete request %s: %s", target.name, request_id, exc,
+                            extra={"target": target.name})
+
+    def _start_event_listeners(self) -> None:
+        from rotator.triggers.vault_events import start_listeners
+
+        self.event_listeners = start_listeners(self)
 
     def _observe_status(self, target: Target, status: TargetStatus) -> None:
         if status.token_id is not None:
@@ -435,6 +498,8 @@ class RotationDaemon:
             daemon_state = self.state.targets.get(target.name)
             if daemon_state and daemon_state.last_error and not status.last_error:
                 status.last_error = daemon_state.last_error
+            if daemon_state and daemon_state.foreign:
+                status.state, status.last_error = "foreign-write", daemon_state.foreign
             job = self.scheduler.get_job(_job_id(target.name))
             entry = status.to_json(now)
             entry["next_run"] = job.next_run_time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \

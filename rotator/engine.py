@@ -77,7 +77,7 @@ class RotationError(Exception):
 class RotationResult:
     target: str
     rotation_id: str
-    outcome: str  # rotated | lost-race | dry-run | failed
+    outcome: str  # rotated | lost-race | skipped | dry-run | failed
     reason: str
     strategy: str = ""
     token_id: str | None = None
@@ -191,13 +191,18 @@ class Engine:
     # rotate
     # ------------------------------------------------------------------------------------
     def rotate(self, target: TargetPolicy, *, reason: str = "manual", dry_run: bool = False,
-               rotation_id: str | None = None) -> RotationResult:
-        """Run one rotation of ``target``; never raises for remote failures (see ``outcome``)."""
+               rotation_id: str | None = None, only_if_version: Any = None) -> RotationResult:
+        """Run one rotation of ``target``; never raises for remote failures (see ``outcome``).
+
+        ``only_if_version``: rotate only if the store still holds that version (a request seen at
+        version v is served once, however many daemons saw it); otherwise the outcome is
+        ``skipped`` and nothing is minted.
+        """
         rid = rotation_id or str(uuid.uuid4())
         result = RotationResult(target=target.name, rotation_id=rid, outcome="failed", reason=reason)
         started = time.monotonic()
         try:
-            self._rotate(target, result, dry_run)
+            self._rotate(target, result, dry_run, only_if_version)
         except RotationError as exc:
             result.error, result.step = str(exc), exc.step.value
             if exc.step is not RotationStep.READ:  # an unreadable value is not ours to touch
@@ -209,7 +214,7 @@ class Engine:
                                                        "step": result.step, "token_id": result.token_id})
         return result
 
-    def _rotate(self, target: TargetPolicy, result: RotationResult, dry_run: bool) -> None:
+    def _rotate(self, target: TargetPolicy, result: RotationResult, dry_run: bool, only_if_version: Any) -> None:
         backend = self._backend(target)
         rid = result.rotation_id
 
@@ -217,6 +222,9 @@ class Engine:
         stored, current = self._read(target, backend)
         result.previous_token_id = current.token_id if current else None
         self._hook(RotationStep.READ, "after", rid)
+        if only_if_version is not None and stored.version != only_if_version:
+            result.outcome = "skipped"  # someone rotated it since the request was seen
+            return
 
         if dry_run:
             result.outcome = "dry-run"
@@ -356,7 +364,8 @@ class Engine:
     def _store(self, target: TargetPolicy, backend: SecretBackend, stored: StoredValue, record: SecretRecord,
                minted: TokenResponse, result: RotationResult) -> Any:
         metadata = {**record.metadata(), "last_rotation": utc_iso(self.clock()), "last_reason": result.reason[:500],
-                    "last_error": None, "last_error_at": None, "rotate_requested": "false"}
+                    "last_error": None, "last_error_at": None, "rotate_requested": "false",
+                    "requested_by": None, "requested_reason": None, "requested_at": None}
         try:
             return backend.write(target.path, record.dumps(), expected_version=stored.version,
                                  metadata=metadata, rotation_id=result.rotation_id)

@@ -25,6 +25,9 @@ class Metrics:
                                   "When the target was last rotated successfully", ["target"], registry=self.registry)
         self.retired = Gauge("jfrog_rotator_retired_tokens", "Previous tokens waiting to be revoked", ["target"],
                              registry=self.registry)
+        self.foreign = Gauge("jfrog_rotator_foreign_writes", "1 while the target's current value was written "
+                             "by hand and cannot be adopted (it is not rotated until fixed)", ["target"],
+                             registry=self.registry)
         self.sweep_revocations = Counter("jfrog_rotator_sweep_revocations",
                                          "Tokens revoked by sweeps (retired after their overlap, and orphans)",
                                          registry=self.registry)
@@ -51,7 +54,7 @@ class Metrics:
 
     def forget(self, target: str) -> None:
         """Drop the series of a target removed from the config."""
-        for metric in (self.expiry, self.last_success, self.retired):
+        for metric in (self.expiry, self.last_success, self.retired, self.foreign):
             try:
                 metric.remove(target)
             except KeyError:

@@ -44,6 +44,23 @@ def parse_duration(value: Any) -> int:
     raise ValueError(f"must be a duration like 90s, 15m, 24h, 7d or a number of seconds, not {value!r}")
 
 
+def parse_share_or_duration(value: Any) -> tuple[int | None, float | None]:
+    """``25%`` -> (None, 0.25); ``2h`` / 7200 -> (7200, None). ValueError names what is accepted."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", value.strip())
+        fraction = float(match.group(1)) / 100 if match else -1.0
+        if not 0 < fraction < 1:
+            raise ValueError(f"a percentage must be between 0% and 100%, not {value!r}")
+        return None, fraction
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} or a percentage like 25%") from None
+    if seconds <= 0:
+        raise ValueError("must be more than 0s")
+    return seconds, None
+
+
 @dataclass(frozen=True)
 class SecretRef:
     """Where a secret comes from: an environment variable, a file, or (if the user insists) inline."""
@@ -154,6 +171,13 @@ class Options:
             return value
         try:
             return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def share_or_duration(self, key: str, default: Any = _MISSING) -> tuple[int | None, float | None]:
+        value = self.raw(key, default)
+        try:
+            return parse_share_or_duration(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
 

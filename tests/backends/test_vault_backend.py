@@ -133,7 +133,7 @@ def test_create_only_write_reads_back_version_1_with_custom_metadata(kv2):
     stored = kv2.read(path)
     assert version == 1 and stored.version == 1
     assert json.loads(stored.text) == RECORD
-    assert stored.metadata == {"managed_by": MANAGED_BY, "token_id": "tid-1"}
+    assert stored.metadata == {"managed_by": MANAGED_BY, "token_id": "tid-1", "rotator_version": "1"}
 
 
 def test_cas_write_with_current_version_creates_next_version(kv2):
@@ -198,14 +198,14 @@ def test_patch_metadata_with_none_removes_that_key(kv2):
     path = unique()
     kv2.write(path, record_text(), expected_version=None, metadata={"a": "1", "b": "2"}, rotation_id="r1")
     kv2.patch_metadata(path, {"a": None})
-    assert kv2.read(path).metadata == {"b": "2"}
+    assert kv2.read(path).metadata == {"b": "2", "rotator_version": "1"}
 
 
 def test_write_merges_metadata_into_existing_custom_metadata(kv2):
     path = unique()
     kv2.write(path, record_text(), expected_version=None, metadata={"a": "1", "b": "1"}, rotation_id="r1")
     kv2.write(path, record_text(), expected_version=1, metadata={"b": "2"}, rotation_id="r2")
-    assert kv2.read(path).metadata == {"a": "1", "b": "2"}
+    assert kv2.read(path).metadata == {"a": "1", "b": "2", "rotator_version": "2"}
 
 
 def test_read_metadata_of_missing_path_is_none(kv2):

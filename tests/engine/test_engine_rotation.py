@@ -370,3 +370,14 @@ def test_no_secret_in_logs(engine, store, target, emulator, caplog):
     for secret in (first.access_token, first.refresh_token, first.reference_token, second.access_token,
                    second.refresh_token, second.reference_token, emulator.admin_token):
         assert secret not in caplog.text
+
+
+def test_only_if_version_skips_when_the_store_moved_on(engine, store, target, emulator):
+    engine.rotate(target)
+    seen = store.read(target.path).version
+    engine.rotate(target)  # someone else served the request meanwhile
+    result = engine.rotate(target, reason="vault-flag", only_if_version=seen)
+    assert result.outcome == "skipped" and result.token_id is None
+    assert emulator.mint_count == 2
+    current = store.read(target.path).version
+    assert engine.rotate(target, reason="vault-flag", only_if_version=current).outcome == "rotated"

@@ -1,0 +1,178 @@
+"""Vault-triggered renewal against a real OpenBao: flags, requests, near-expiry, the HTTP
+trigger, the shipped policies, manual overwrites, several daemons, and the events adapter."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+import hvac
+import pytest
+import requests
+
+from rotator.cli import run
+from rotator.record import SecretRecord
+from tests.daemon.conftest import wait_until
+from tests.triggers.conftest import bootstrap, current, metadata, root_client
+
+
+def generation(openbao, path) -> int:
+    return current(openbao, path)["rotator"]["generation"]
+
+
+def test_flag_is_served_within_two_polls_and_cleared(vault_setup, start_daemon, openbao, requester_token,
+                                                     monkeypatch, capsys):
+    config = vault_setup()
+    bootstrap(config)
+    start_daemon(config)
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config), "alpha", "--reason", "CHG-42"]) == 0
+    assert "rotate_requested=true set on secret/metadata/" in capsys.readouterr().out
+    flagged = time.monotonic()
+    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5, what="the flag to be served")
+    assert time.monotonic() - flagged <= 2 * 1 + 1.5  # two poll intervals of 1 s (+ the rotation)
+    meta = metadata(openbao, vault_setup.path)["custom_metadata"]
+    assert meta["rotate_requested"] == "false"
+    assert meta["last_reason"].startswith("vault-flag by ") and meta["last_reason"].endswith(": CHG-42")
+    time.sleep(2.5)
+    assert generation(openbao, vault_setup.path) == 2, "a served flag is not served again"
+
+
+def test_request_object_is_served_recorded_and_deleted(vault_setup, start_daemon, openbao, requester_token,
+                                                        monkeypatch, capsys):
+    config = vault_setup()
+    bootstrap(config)
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config), "alpha", "--request", "--reason", "ticket 7"]) == 0
+    assert "request written to secret/jfrog-rotator-requests/alpha/" in capsys.readouterr().out
+    start_daemon(config)
+    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5)
+    meta = metadata(openbao, vault_setup.path)["custom_metadata"]
+    assert meta["last_reason"].startswith("request:") and meta["last_reason"].endswith(": ticket 7")
+    keys = lambda: root_client(openbao).secrets.kv.v2.list_secrets(  # noqa: E731
+        "jfrog-rotator-requests/alpha", mount_point="secret")["data"]["keys"]
+    wait_until(lambda: _gone(keys), 5, what="the request to be deleted")
+    assert generation(openbao, vault_setup.path) == 2
+
+
+def _gone(list_keys) -> bool:
+    try:
+        return not list_keys()
+    except hvac.exceptions.InvalidPath:
+        return True
+
+
+def test_near_expiry_rotates(vault_setup, start_daemon, openbao):
+    config = vault_setup(expiry="10s", extra_backend=", renew_before: 8s", schedule="{every: 1h}")
+    bootstrap(config)
+    start_daemon(config)
+    wait_until(lambda: generation(openbao, vault_setup.path) >= 2, 8, what="the near-expiry rotation")
+    assert metadata(openbao, vault_setup.path)["custom_metadata"]["last_reason"] == "near-expiry"
+
+
+def test_requester_policy_can_trigger_but_not_read_the_token(vault_setup, openbao, requester_token, monkeypatch,
+                                                             capsys):
+    config = vault_setup()
+    bootstrap(config)
+    requester = hvac.Client(url=openbao.addr, token=requester_token)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        requester.secrets.kv.v2.read_secret_version(vault_setup.path, mount_point="secret",
+                                                    raise_on_deleted_version=True)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        requester.secrets.kv.v2.read_secret_metadata(vault_setup.path, mount_point="secret")
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config), "alpha"]) == 0
+    assert run(["trigger", "-c", str(config), "alpha", "--request"]) == 0
+    assert metadata(openbao, vault_setup.path)["custom_metadata"]["rotate_requested"] == "true"
+
+
+def test_trigger_command_errors(vault_setup, openbao, monkeypatch, capsys, tmp_path, daemon_env):
+    config = vault_setup()
+    bootstrap(config)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.delenv("BAO_TOKEN", raising=False)
+    assert run(["trigger", "-c", str(config), "alpha"]) == 2
+    assert "no Vault token: export VAULT_TOKEN or BAO_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("VAULT_TOKEN", openbao.create_token(["default"]))
+    assert run(["trigger", "-c", str(config), "alpha"]) == 1
+    assert "request rotation: permission denied" in capsys.readouterr().err
+    assert run(["trigger", "-c", str(config), "nope"]) == 2
+    assert "no target named 'nope'" in capsys.readouterr().err
+    assert metadata(openbao, vault_setup.path)["custom_metadata"].get("rotate_requested") == "false"
+
+
+def test_http_trigger(vault_setup, start_daemon, openbao, requester_token):
+    config = vault_setup(reconcile="1h")  # only the HTTP trigger can make it rotate in time
+    bootstrap(config)
+    daemon = start_daemon(config)
+    url = daemon.ops.url + "/v1/trigger/"
+    nobody = openbao.create_token(["default"])
+    assert requests.post(url + "alpha", timeout=10).status_code == 401
+    assert requests.post(url + "nope", headers={"X-Vault-Token": requester_token}, timeout=10).status_code == 404
+    refused = requests.post(url + "alpha", headers={"X-Vault-Token": nobody}, timeout=10)
+    assert refused.status_code == 403 and "needs patch on secret/metadata/" in refused.json()["error"]
+    bogus = requests.post(url + "alpha", headers={"X-Vault-Token": "hvs." + "x" * 24}, timeout=10)
+    assert bogus.status_code == 403
+    time.sleep(1.5)
+    assert generation(openbao, vault_setup.path) == 1, "refused triggers rotate nothing"
+    accepted = requests.post(url + "alpha", headers={"X-Vault-Token": requester_token},
+                             data=json.dumps({"reason": "pager"}), timeout=10)
+    assert accepted.status_code == 202 and accepted.json()["accepted"] is True
+    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5, what="the HTTP-triggered rotation")
+    again = requests.post(url + "alpha", headers={"X-Vault-Token": requester_token}, timeout=10)
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+
+
+def test_manual_overwrite_is_reported_not_clobbered_then_adopted(vault_setup, start_daemon, openbao, daemon_env):
+    config = vault_setup(schedule="{every: 2s}")
+    bootstrap(config)
+    root = root_client(openbao)
+    dead = dict(current(openbao, vault_setup.path), access_token="hand-written-" + uuid.uuid4().hex)
+    root.secrets.kv.v2.create_or_update_secret(vault_setup.path, secret=dead, mount_point="secret")
+    daemon = start_daemon(config)
+    url = daemon.ops.url
+    status = wait_until(lambda: next((s for s in requests.get(url + "/status", timeout=5).json()
+                                      if s["state"] == "foreign-write"), None), 6, what="the overwrite report")
+    assert "written by hand and its token does not work" in status["last_error"]
+    assert 'jfrog_rotator_foreign_writes{target="alpha"} 1.0' in requests.get(url + "/metrics", timeout=5).text
+    time.sleep(3)  # the 2 s schedule came due: still not overwritten
+    assert current(openbao, vault_setup.path)["access_token"] == dead["access_token"]
+    minted = daemon_env.create_token("alpha", expires_in=3600)
+    good = dict(dead, access_token=minted["access_token"], token_id=minted["token_id"])
+    root.secrets.kv.v2.create_or_update_secret(vault_setup.path, secret=good, mount_point="secret")
+    wait_until(lambda: metadata(openbao, vault_setup.path)["custom_metadata"].get("last_reason")
+               in ("adopted a manual write", "schedule"), 6, what="the adoption")
+    wait_until(lambda: all(s["state"] != "foreign-write" for s in requests.get(url + "/status", timeout=5).json()),
+               6)
+    assert 'jfrog_rotator_foreign_writes{target="alpha"} 0.0' in requests.get(url + "/metrics", timeout=5).text
+
+
+def test_two_daemons_serve_one_request_once(vault_setup, start_daemon, openbao, requester_token, monkeypatch,
+                                            daemon_env):
+    config = vault_setup()
+    bootstrap(config)
+    first, second = start_daemon(config), start_daemon(config)
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config), "alpha", "--request"]) == 0
+    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5)
+    time.sleep(3)  # several more passes of both loops
+    assert generation(openbao, vault_setup.path) == 2
+    record = SecretRecord.from_json(current(openbao, vault_setup.path))
+    assert run(["sweep", "-c", str(config)]) == 0
+    known = {record.token_id} | {r.token_id for r in record.retired}
+    assert daemon_env.live_token_count(description_prefix="jfrog-rotator:alpha:") == len(known)
+    assert first.status()[0]["generation"] == second.status()[0]["generation"] == 2
+
+
+def test_events_adapter_switches_itself_off_on_openbao(vault_setup, start_daemon, caplog):
+    caplog.set_level(logging.WARNING)
+    config = vault_setup(extra_backend=", events: true")
+    daemon = start_daemon(config)
+    wait_until(lambda: all(not listener.thread.is_alive() for listener in daemon.event_listeners), 10)
+    assert len(daemon.event_listeners) == 2
+    assert all(listener.disabled_reason for listener in daemon.event_listeners)
+    warnings = [r.getMessage() for r in caplog.records if "switched off" in r.getMessage()]
+    assert len(warnings) == 2 and "reconcile loop" in warnings[0]
+    assert requests.get(daemon.ops.url + "/healthz", timeout=5).status_code == 200
