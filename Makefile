@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo bench venv clean
+.PHONY: test demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,28 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
-bench: $(STAMP)
+# Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda
+
+bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
+
+bench-rotate: $(STAMP)
+	$(BIN)/python bench/rotate_many.py
+
+bench-daemon: $(STAMP)
+	$(BIN)/python bench/daemon_footprint.py
+
+bench-trigger: $(STAMP)
+	$(BIN)/python bench/trigger_latency.py
+
+bench-lambda: $(STAMP)
+	$(BIN)/python bench/lambda.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# The AWS Lambda deployment package: the handler's own modules + requests (boto3 is in the runtime).
+.PHONY: lambda-zip
+lambda-zip: $(STAMP)
+	$(BIN)/python deploy/aws/build_lambda_zip.py --output build/lambda.zip

@@ -287,6 +287,10 @@ class SecretsManagerBackend:
         self._remove_pending(path, rotation_id)
         return rotation_id
 
+    def drop_pending(self, path: str, rotation_id: str) -> None:
+        """Take ``AWSPENDING`` off version ``rotation_id`` (an abandoned rotation); no-op when it lacks it."""
+        self._remove_pending(path, rotation_id)
+
     def _move_current(self, path: str, rotation_id: str, expected_version: Version, *, secret: str | None = None) -> None:
         """The compare-and-set: ``UpdateSecretVersionStage(AWSCURRENT, Move…, RemoveFrom…)``.
 

@@ -1,0 +1,237 @@
+"""Settings of the Secrets Manager rotation Lambda, read from its environment.
+
+Every error is a :class:`RotationSetupError` whose message names the variable (or the key of the
+stored record) that is wrong, and never contains a secret. Variables, all optional but ``JFROG_URL``:
+
+==========================  ===================================================================
+``JFROG_URL``               the JFrog Platform base URL (``https://acme.jfrog.io``)
+``JFROG_ADMIN_SECRET_ARN``  a secret holding the minting credential (an admin or project-admin
+                            token: the plain token, or JSON with ``access_token``); unset: each
+                            token mints its successor (``self``)
+``TOKEN_USERNAME``          user of the first token (later tokens keep the user they replace)
+``TOKEN_SCOPE`` /           scope of the first token, verbatim, or as group names
+``TOKEN_GROUPS``            (``g1,g2``); not both. Later tokens keep the scope they replace
+``TOKEN_EXPIRY``            ``90s``, ``24h``, ``7d`` or seconds; ``0`` = never expires; unset: JFrog's default
+``TOKEN_REFRESHABLE``,      ``true``/``false``
+``TOKEN_REFERENCE``
+``TOKEN_AUDIENCE``,         as ``jf atc --audience/--description/--project``
+``TOKEN_DESCRIPTION``,
+``TOKEN_PROJECT``
+``REVOKE_PREVIOUS``         ``after-next`` (default), ``immediately`` or ``never``
+``PREVIOUS_TOKEN_GRACE``    how long the daemon's sweep must leave a token the Lambda demoted
+                            alone (default ``90d``; capped at the token's expiry)
+``ORPHAN_GRACE``            age before an unknown tagged token is swept (default ``10m``)
+``TEST_SECRET_TIMEOUT``     how long ``testSecret`` retries ``GET /tokens/me`` (default ``10s``, at most ``60s``)
+``SECRETS_MANAGER_ENDPOINT`` Secrets Manager endpoint URL (default: the regional endpoint)
+==========================  ===================================================================
+
+The stored record may override the token options per secret with a ``rotator.token`` object
+(the keys of a target's ``token:`` in the daemon's config): :func:`token_overrides`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rotator.options import ConfigError, Options, parse_duration
+from rotator.record import SecretRecord
+from rotator.spec import SpecError, TokenSpec
+
+REVOKE_POLICIES = ("after-next", "immediately", "never")
+# JFrog's default revocable-expiry-threshold: shorter tokens must be created force_revocable to
+# be revocable at all (the same rule as the daemon's config).
+REVOCABLE_THRESHOLD = 21600
+MAX_TEST_TIMEOUT = 60
+OVERRIDES_KEY = "rotator.token"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_SCOPE_FIELDS = ("scope", "groups", "grant_admin")
+# Which variable or key to name when TokenSpec.validate() refuses an option.
+_SPEC_ENV = {"scope": "TOKEN_SCOPE", "groups": "TOKEN_GROUPS", "expiry": "TOKEN_EXPIRY",
+             "description": "TOKEN_DESCRIPTION", "audience": "TOKEN_AUDIENCE", "username": "TOKEN_USERNAME"}
+
+
+class RotationSetupError(ValueError):
+    """The Lambda cannot run a step as set up: a bad setting, event or stored record.
+
+    The message names the variable, event field or record key; it never holds a secret.
+    """
+
+
+@dataclass(frozen=True)
+class LambdaSettings:
+    jfrog_url: str
+    admin_secret_arn: str | None = None
+    token_defaults: TokenSpec = TokenSpec()
+    revoke_previous: str = "after-next"
+    previous_token_grace: int = 90 * 86400
+    orphan_grace: int = 600
+    test_timeout: float = 10.0
+    secrets_manager_endpoint: str | None = None
+
+    @property
+    def minting(self) -> str:
+        """``admin`` when a minting secret is configured, else ``self``."""
+        return "admin" if self.admin_secret_arn else "self"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LambdaSettings:
+        env = _Env(os.environ if environ is None else environ)
+        url = env.url("JFROG_URL", required=True)
+        assert url is not None
+        scope, groups = env.str("TOKEN_SCOPE"), env.str("TOKEN_GROUPS")
+        if scope and groups:
+            raise RotationSetupError("TOKEN_SCOPE and TOKEN_GROUPS are both set: give the scope verbatim "
+                                     "or as groups, not both")
+        expiry = env.duration("TOKEN_EXPIRY", None)
+        defaults = TokenSpec(
+            username=env.str("TOKEN_USERNAME"), scope=scope, groups=groups, expiry=expiry,
+            refreshable=env.bool("TOKEN_REFRESHABLE", False), reference=env.bool("TOKEN_REFERENCE", False),
+            audience=env.str("TOKEN_AUDIENCE"), description=env.str("TOKEN_DESCRIPTION"),
+            project=env.str("TOKEN_PROJECT"),
+        )
+        check_spec(defaults, where="environment")
+        test_timeout = env.duration("TEST_SECRET_TIMEOUT", 10)
+        if test_timeout > MAX_TEST_TIMEOUT:
+            raise RotationSetupError(f"TEST_SECRET_TIMEOUT must be at most {MAX_TEST_TIMEOUT}s "
+                                     "(the Lambda timeout must cover it)")
+        return cls(
+            jfrog_url=url.rstrip("/"),
+            admin_secret_arn=env.str("JFROG_ADMIN_SECRET_ARN"),
+            token_defaults=defaults,
+            revoke_previous=env.choice("REVOKE_PREVIOUS", REVOKE_POLICIES, "after-next"),
+            previous_token_grace=env.duration("PREVIOUS_TOKEN_GRACE", 90 * 86400),
+            orphan_grace=env.duration("ORPHAN_GRACE", 600),
+            test_timeout=float(test_timeout),
+            secrets_manager_endpoint=env.url("SECRETS_MANAGER_ENDPOINT"),
+        )
+
+
+def token_spec(settings: LambdaSettings, current: SecretRecord | None) -> TokenSpec:
+    """The options of the next token: environment defaults, then the user and scope of the token
+    being replaced, then the record's ``rotator.token`` overrides. Validated (errors name the key)."""
+    spec = settings.token_defaults
+    if current is not None:
+        if current.username:
+            spec = replace(spec, username=current.username)
+        if current.scope:
+            spec = replace(spec, scope=current.scope, groups=None, grant_admin=None)
+        overrides = token_overrides(current.rotator_extra.get("token"))
+        if any(key in overrides for key in _SCOPE_FIELDS):
+            spec = replace(spec, scope=None, groups=None, grant_admin=None)
+        spec = replace(spec, **overrides)
+    if spec.force_revocable is None and spec.expiry and spec.expiry < REVOCABLE_THRESHOLD:
+        # The rotator must be able to revoke the tokens it replaces (reference §2.2).
+        spec = replace(spec, force_revocable=True)
+    return check_spec(spec, where=OVERRIDES_KEY if current is not None else "environment")
+
+
+def token_overrides(data: Any) -> dict[str, Any]:
+    """``rotator.token`` of a stored record -> TokenSpec field values (only the keys given).
+
+    Keys: ``username``, ``scope``, ``groups`` (list or ``g1,g2``), ``grant_admin``, ``expiry``
+    (duration), ``refreshable``, ``reference``, ``audience``, ``description``, ``project``,
+    ``force_revocable``. A wrong or unknown key raises :class:`RotationSetupError` naming it.
+    """
+    if data is None:
+        return {}
+    try:
+        opts = Options(data, OVERRIDES_KEY)
+        out: dict[str, Any] = {}
+        for key in ("username", "scope", "audience", "description", "project"):
+            if opts.has(key):
+                out[key] = opts.str(key, None)
+        for key in ("grant_admin", "refreshable", "reference", "force_revocable"):
+            if opts.has(key):
+                out[key] = opts.bool(key, None)
+        if opts.has("expiry"):
+            out["expiry"] = opts.duration("expiry", None)
+        if opts.has("groups"):
+            out["groups"] = _groups(opts)
+        opts.finish()
+    except ConfigError as exc:
+        raise RotationSetupError(f"the stored record's {exc}") from None
+    for key in ("refreshable", "reference"):
+        if out.get(key) is None:
+            out.pop(key, None)  # TokenSpec wants a bool there; null means "not given"
+    return out
+
+
+def check_spec(spec: TokenSpec, *, where: str) -> TokenSpec:
+    try:
+        return spec.validate()
+    except SpecError as exc:
+        key = _SPEC_ENV.get(exc.option, exc.option) if where == "environment" else f"{where}.{exc.option}"
+        message = str(exc).strip().replace("'--", "'").replace("--", "")
+        raise RotationSetupError(f"{key}: {message}") from None
+
+
+def _groups(opts: Options) -> str | None:
+    groups = opts.raw("groups", None)
+    if isinstance(groups, list) and all(isinstance(g, str) and g and "," not in g for g in groups):
+        return ",".join(groups) or None
+    if groups is None or isinstance(groups, str):
+        return groups or None
+    raise opts.error("groups", "must be a list of group names or a comma-separated string")
+
+
+class _Env:
+    """Typed reads of environment variables; errors name the variable, never echo a secret."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def str(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str, *, required: bool = False) -> str | None:
+        value = self.str(name)
+        if value is None:
+            if required:
+                raise RotationSetupError(f"{name} is not set: it must be the JFrog Platform URL, "
+                                         "e.g. https://acme.jfrog.io")
+            return None
+        if not re.match(r"https?://[^/\s]+", value):
+            raise RotationSetupError(f"{name} must be an http:// or https:// URL, not {value!r}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.str(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise RotationSetupError(f"{name} must be true or false, not {value!r}")
+
+    def duration(self, name: str, default: Any) -> Any:
+        value = self.str(name)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise RotationSetupError(f"{name} {exc}") from None
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.str(name) or default
+        if value not in choices:
+            raise RotationSetupError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+
+__all__ = [
+    "LambdaSettings",
+    "OVERRIDES_KEY",
+    "REVOKE_POLICIES",
+    "RotationSetupError",
+    "token_overrides",
+    "token_spec",
+]
