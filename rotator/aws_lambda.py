@@ -63,7 +63,7 @@ from botocore.config import Config
 
 from backends.aws_secretsmanager import CURRENT, NO_CURRENT, PENDING, SecretsManagerBackend, label_holder
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
-from rotator.engine import TAG_PREFIX, description_tag, next_record, tag_target
+from rotator.engine import TAG_PREFIX, description_tag, discard_token, next_record, tag_target
 from rotator.jfrog.client import AccessClient, RetryPolicy, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat
@@ -439,13 +439,8 @@ class Rotation:
     # -- cleanup --------------------------------------------------------------------------
     def discard(self, minted: TokenResponse, credential: str | None, why: str) -> None:
         """Revoke a token we minted but will not store (with itself when we mint as ``self``)."""
-        token = credential if self.settings.admin_secret_arn else minted.access_token
-        try:
-            self.jfrog.revoke_token(minted.token_id, token=token)
-            log.info("%s: revoked new token %s because %s", self.arn, minted.token_id, why)
-        except JFrogError as exc:
-            log.warning("%s: could not revoke new token %s (%s); the orphan sweep will", self.arn,
-                        minted.token_id, exc)
+        discard_token(self.jfrog, minted, owner=self.arn, why=why,
+                      credential=credential if self.settings.admin_secret_arn else minted.access_token)
 
     def abandon(self, pending: SecretRecord, why: str) -> None:
         """Give this rotation up: drop our ``AWSPENDING`` and revoke its token, then raise."""

@@ -161,6 +161,19 @@ def next_record(current: SecretRecord | None, minted: TokenResponse, *, target: 
     )
 
 
+def discard_token(jfrog: AccessClient, minted: TokenResponse, *, credential: str | None, owner: str,
+                  why: str) -> bool:
+    """Revoke a token that was minted but will not be stored; a failure is logged (a sweep finds
+    the token later by its tag). ``credential`` authenticates the call (None: the client's own)."""
+    try:
+        jfrog.revoke_token(minted.token_id, token=credential)
+    except JFrogError as exc:
+        log.warning("%s: could not revoke new token %s (%s); a sweep will retry", owner, minted.token_id, exc)
+        return False
+    log.info("%s: revoked new token %s because %s", owner, minted.token_id, why)
+    return True
+
+
 class Engine:
     """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
@@ -480,13 +493,8 @@ class Engine:
 
     def _discard(self, target: TargetPolicy, minted: TokenResponse, why: str) -> None:
         """Revoke a token we minted but will not store (with itself when there is no admin)."""
-        credential = None if self.has_admin else minted.access_token
-        try:
-            self.jfrog.revoke_token(minted.token_id, token=credential)
-            log.info("%s: revoked new token %s because %s", target.name, minted.token_id, why)
-        except JFrogError as exc:
-            log.warning("%s: could not revoke new token %s (%s); a sweep will retry", target.name,
-                        minted.token_id, exc)
+        discard_token(self.jfrog, minted, credential=None if self.has_admin else minted.access_token,
+                      owner=target.name, why=why)
 
     # -- helpers ----------------------------------------------------------------------------
     def _backend(self, target: TargetPolicy) -> SecretBackend:

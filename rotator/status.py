@@ -28,6 +28,7 @@ class TargetStatus:
     last_rotation: str | None = None
     last_error: str | None = None
     source: str = "metadata"  # metadata | record
+    written_by_hand: bool = False  # Vault: the current version is not the one the rotator wrote
 
     def expires_in(self, now: datetime) -> int | None:
         return None if self.expires_at is None else int((self.expires_at - now).total_seconds())
@@ -62,7 +63,10 @@ def target_status(config: Config, target: Target, now: datetime | None = None) -
         status.next_due = now
         return status
     status.next_due = next_due(target.schedule, status.issued_at, status.expires_at, now)
-    if status.expires_at is not None and status.expires_at <= now:
+    if status.written_by_hand:
+        status.state = "foreign-write"
+        status.last_error = status.last_error or "the current version was written outside the rotator"
+    elif status.expires_at is not None and status.expires_at <= now:
         status.state = "expired"
     elif status.next_due is not None and status.next_due <= now:
         status.state = "due"
@@ -75,6 +79,8 @@ def _from_metadata(status: TargetStatus, backend: SecretBackend, target: Target)
         return
     status.last_error = meta.get("last_error") or None
     status.last_rotation = meta.get("last_rotation") or None
+    written, current = meta.get("rotator_version"), meta.get("vault_current_version")
+    status.written_by_hand = written is not None and current is not None and written != current
     if not meta.get("token_id"):
         return
     status.token_id = meta["token_id"]

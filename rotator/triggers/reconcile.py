@@ -78,7 +78,7 @@ class VaultReconciler:
             for name, backend in wanted.items():
                 interval = backend.reconcile_interval
                 self.daemon.scheduler.add_job(
-                    self.reconcile_backend, IntervalTrigger(seconds=interval, jitter=max(1, interval // 10)),
+                    self.reconcile_backend, IntervalTrigger(seconds=interval, jitter=interval / 10),
                     args=[name], id=f"reconcile:{name}", name=f"reconcile {name}", replace_existing=True,
                     next_run_time=datetime.now(timezone.utc))
             self._installed = set(wanted)

@@ -125,7 +125,8 @@ def test_http_trigger(vault_setup, start_daemon, openbao, requester_token):
     assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
 
 
-def test_manual_overwrite_is_reported_not_clobbered_then_adopted(vault_setup, start_daemon, openbao, daemon_env):
+def test_manual_overwrite_is_reported_not_clobbered_then_adopted(vault_setup, start_daemon, openbao, daemon_env,
+                                                                 capsys):
     config = vault_setup(schedule="{every: 2s}")
     bootstrap(config)
     root = root_client(openbao)
@@ -134,11 +135,15 @@ def test_manual_overwrite_is_reported_not_clobbered_then_adopted(vault_setup, st
     daemon = start_daemon(config)
     url = daemon.ops.url
     status = wait_until(lambda: next((s for s in requests.get(url + "/status", timeout=5).json()
-                                      if s["state"] == "foreign-write"), None), 6, what="the overwrite report")
-    assert "written by hand and its token does not work" in status["last_error"]
+                                      if "its token does not work" in (s["last_error"] or "")), None), 6,
+                        what="the overwrite report")
+    assert status["state"] == "foreign-write" and "written by hand" in status["last_error"]
     assert 'jfrog_rotator_foreign_writes{target="alpha"} 1.0' in requests.get(url + "/metrics", timeout=5).text
     time.sleep(3)  # the 2 s schedule came due: still not overwritten
     assert current(openbao, vault_setup.path)["access_token"] == dead["access_token"]
+    capsys.readouterr()
+    assert run(["status", "-c", str(config), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "foreign-write"
     minted = daemon_env.create_token("alpha", expires_in=3600)
     good = dict(dead, access_token=minted["access_token"], token_id=minted["token_id"])
     root.secrets.kv.v2.create_or_update_secret(vault_setup.path, secret=good, mount_point="secret")
