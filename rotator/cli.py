@@ -222,7 +222,7 @@ def _add_atc_parser(commands: Any, name: str, help_text: str | None = None) -> N
         help=help_text or "create an access token (like 'jf atc')",
         description=ATC_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage=f"%(prog)s [USERNAME] [options]",
+        usage="%(prog)s [USERNAME] [options]",
     )
     atc.add_argument("username", nargs="*", metavar="USERNAME",
                      help="user the token is for; default: the configured user, else the token's own user")
@@ -570,7 +570,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
         client, has_admin = jfrog_client(config.jfrog, str(config.source))
-        for name, backend in config.backends.items():
+        for backend in config.backends.values():
             validate = getattr(backend, "validate_credentials", None)
             if validate is not None:
                 validate()

@@ -9,7 +9,6 @@ read from the file unless the user insists with an explicit ``*_insecure_inline`
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

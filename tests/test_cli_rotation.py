@@ -268,3 +268,20 @@ def test_aws_rotation_labels(env, tmp_path, capsys, moto_server, monkeypatch):
     assert run(["status", "-c", str(cfg), "--format", "json"]) == 0
     [status] = json.loads(capsys.readouterr().out)
     assert status["token_id"] == current["token_id"] and status["retired_waiting"] == 1
+
+
+def test_bulk_rotation_on_a_terminal_shows_a_progress_bar(env, tmp_path, capsys, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    cfg = config_file(tmp_path, env, FILE_BACKEND, TWO_TARGETS)
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    assert "\r[###############...............] 1/2" in terminal.getvalue()
+    assert terminal.getvalue().endswith("] 2/2\n")
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["ci", "bot"]

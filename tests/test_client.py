@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -198,3 +199,18 @@ def test_netrc_credentials_are_never_sent(emulator, tmp_path, monkeypatch):
         assert anonymous.ping() == "OK"
     ping = [r for r in emulator.requests if r.path.endswith("/ping")][-1]
     assert "Authorization" not in ping.headers
+
+
+def test_oidc_token_exchange(emulator):
+    emulator.add_oidc_provider("github-ci", {"id-token-from-github-0123456789": "ci"})
+    with AccessClient(emulator.url) as anonymous:
+        answer = anonymous.oidc_token_exchange(provider_name="github-ci",
+                                               subject_token="id-token-from-github-0123456789",
+                                               provider_type="GitHub")
+        assert answer["username"] == "ci" and emulator.authenticates(answer["access_token"])
+        body = json.loads([r for r in emulator.requests if r.path.endswith("/oidc/token")][-1].body)
+        assert body["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+        assert body["subject_token_type"] == "urn:ietf:params:oauth:token-type:id_token"
+        with pytest.raises(JFrogHTTPError) as err:
+            anonymous.oidc_token_exchange(provider_name="github-ci", subject_token="not-a-known-id-token-000")
+    assert err.value.status == 401 and "not-a-known-id-token-000" not in str(err.value)
