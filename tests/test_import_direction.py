@@ -1,22 +1,11 @@
-"""The import direction of DESIGN.md: the engine sees only the store protocol, stores never see
-the engine, and the Lambda handler stays light."""
+"""The import direction of DESIGN.md: the engine sees only the store protocol and stores never
+see the engine (the Lambda's own import test is in tests/lambda/test_deployment.py)."""
 
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def modules_after_import(module: str) -> set[str]:
-    code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
-                          check=True)
-    return set(json.loads(done.stdout))
+from tests.fixtures.imports import ROOT, modules_after_import
 
 
 def test_engine_imports_no_concrete_store_boto3_or_hvac():
@@ -24,11 +13,6 @@ def test_engine_imports_no_concrete_store_boto3_or_hvac():
     forbidden = {"boto3", "botocore", "hvac", "backends.vault", "backends.aws_secretsmanager", "backends.file",
                  "rotator.config", "rotator.daemon", "yaml", "apscheduler"}
     assert not forbidden & loaded, forbidden & loaded
-
-
-def test_lambda_handler_imports_nothing_of_the_daemon():
-    loaded = modules_after_import("rotator.aws_lambda")
-    assert not {"hvac", "apscheduler", "yaml", "rotator.daemon", "rotator.config", "prometheus_client"} & loaded
 
 
 def test_stores_never_import_the_engine_or_the_front_doors():

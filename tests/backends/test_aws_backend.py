@@ -7,13 +7,9 @@ Assertions on labels read ``describe_secret()["VersionIdsToStages"]`` and values
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import traceback
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +18,9 @@ from backends.base import (BackendError, CASConflict, SecretBackend, StagingBack
                            WriteOutcomeUnknown, create_backend)
 from rotator.options import ConfigError, Options
 from rotator.record import MANAGED_BY
+from tests.fixtures.imports import modules_after_import
 from tests.fixtures.moto_server import aws_env
 
-REPO = Path(__file__).resolve().parents[2]
 # Not token-shaped, never registered with rotator.redact: only our own care keeps it out of messages.
 SECRET_TEXT = json.dumps({"access_token": "plain-secret-value-0123456789", "token_id": "tid-1"})
 META = {"target": "ci-deployer", "token_id": "tid-1", "generation": "3", "expires_at": "never",
@@ -382,29 +378,10 @@ def test_check_summarises_region_and_endpoint(aws_backend, moto_server):
 
 # -- import hygiene (the Lambda imports this module) ---------------------------------------------
 def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
-    code = ("import json, sys, backends.aws_secretsmanager\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('hvac', 'yaml', 'apscheduler', 'rotator', 'backends'))))")
-    env = dict(os.environ)
-    aws_env(env)
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=30, check=True).stdout
-    loaded = set(json.loads(out))
+    loaded = {m for m in modules_after_import("backends.aws_secretsmanager")
+              if m.split(".")[0] in ("hvac", "yaml", "apscheduler", "rotator", "backends")}
     assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
                       "rotator", "rotator.options", "rotator.record", "rotator.redact"}, loaded
-
-
-# -- the emulator property the compare-and-set relies on ----------------------------------------
-def test_moto_refuses_awscurrent_move_from_a_version_not_holding_it(aws_backend):
-    # If a moto upgrade stops enforcing this, _move_current needs a DescribeSecret check first.
-    old = create(aws_backend, "jfrog/ci")
-    other = aws_backend.write("jfrog/ci", "other", expected_version=old, metadata=META, rotation_id=rid())
-    ours = rid()
-    aws_backend.write_pending("jfrog/ci", "ours", ours)
-    with pytest.raises(aws_backend.client.exceptions.InvalidParameterException):
-        aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
-                                                       MoveToVersionId=ours, RemoveFromVersionId=old)
-    assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == other
 
 
 def test_none_metadata_values_never_become_the_text_none(aws_backend):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from tests.fixtures.moto_server import aws_env
+from tests.fixtures.imports import modules_after_import
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "aws" / "template.yaml"
@@ -18,13 +17,7 @@ FORBIDDEN = ("hvac", "apscheduler", "yaml", "prometheus_client", "rotator.daemon
 
 
 def test_importing_the_handler_loads_no_daemon_vault_or_yaml_code():
-    code = ("import json, sys, rotator.aws_lambda as m\n"
-            "assert m.handler is m.lambda_handler\n"
-            "print(json.dumps(sorted(sys.modules)))")
-    env = dict(os.environ)
-    aws_env(env)
-    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                                           text=True, timeout=60, check=True).stdout))
+    loaded = modules_after_import("rotator.aws_lambda as m", check="assert m.handler is m.lambda_handler")
     bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
     assert bad == []
 
