@@ -60,6 +60,8 @@ class VaultReconciler:
         self.rng = rng or random.Random()
         self._installed: set[str] = set()
         self._lock = threading.Lock()
+        self.passes = 0  # reconcile passes started (all backends); with ``asked``, for tests and debugging
+        self.asked: list[tuple[int, str, str]] = []  # (pass, target, reason) of the last rotations asked for
 
     # -- jobs -------------------------------------------------------------------------------
     def install(self) -> None:
@@ -97,6 +99,7 @@ class VaultReconciler:
         if backend is None or not is_vault_kv2(backend):
             return 0
         targets = [t for t in config.targets if t.backend == backend_name]
+        self.passes += 1
         try:
             pending = backend.pending_requests()
         except BackendError as exc:
@@ -133,6 +136,7 @@ class VaultReconciler:
         self.daemon.set_foreign(target.name, decision.foreign)
         if decision.reason is None:
             return 0
+        self.asked = [*self.asked[-99:], (self.passes, target.name, decision.reason)]
         self.daemon.run_now(target.name, decision.reason, only_if_version=decision.version,
                             requests=decision.requests)
         return 1
