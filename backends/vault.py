@@ -349,11 +349,14 @@ class VaultBackend:
         found: dict[str, list[str]] = {}
         for entry in self._list(self.request_prefix):
             if entry.endswith("/"):
-                target = entry.rstrip("/")
-                ids = [i for i in self._list(f"{self.request_prefix}/{target}") if not i.endswith("/")]
+                ids = self.requests_for(entry.rstrip("/"))
                 if ids:
-                    found[target] = sorted(ids)
+                    found[entry.rstrip("/")] = ids
         return found
+
+    def requests_for(self, target: str) -> list[str]:
+        """The ids of the request objects waiting for one target (one LIST)."""
+        return sorted(i for i in self._list(f"{self.request_prefix}/{target}") if not i.endswith("/"))
 
     def read_request(self, target: str, request_id: str) -> dict[str, str]:
         """The request object's fields (``requested_by``, ``reason``); ``{}`` when it is gone."""

@@ -252,17 +252,14 @@ class RotationDaemon:
             return
         now = datetime.now(timezone.utc)
         remote = [t for t in targets if not getattr(self.config.backends[t.backend], "local", False)]
-        statuses = {t.name: self._status(t, now) for t in targets if t not in remote}
+        statuses = {t.name: target_status(self.config, t, now) for t in targets if t not in remote}
         if remote:  # network stores: read them in parallel
             with FuturesPool(max_workers=min(16, len(remote))) as pool:
-                statuses.update(zip((t.name for t in remote), pool.map(lambda t: self._status(t, now), remote)))
+                statuses.update(zip((t.name for t in remote), pool.map(lambda t: target_status(self.config, t, now), remote)))
         for target in targets:
             status = statuses[target.name]
             self._observe_status(target, status)
             self._schedule(target, self._next_run(target, status, now))
-
-    def _status(self, target: Target, now: datetime) -> TargetStatus:
-        return target_status(self.config, target, now)
 
     def _next_run(self, target: Target, status: TargetStatus, now: datetime) -> datetime:
         if status.state in ("missing", "expired", "error"):

@@ -32,15 +32,13 @@ class Metrics:
                                          "Tokens revoked by sweeps (retired after their overlap, and orphans)",
                                          registry=self.registry)
 
-    def observe_rotation(self, result: RotationResult, *, retired: int | None = None) -> None:
+    def observe_rotation(self, result: RotationResult) -> None:
         self.rotations.labels(result.target, result.outcome).inc()
         if result.outcome in ("rotated", "lost-race", "failed"):
             self.duration.observe(result.duration)
         if result.outcome == "rotated":
             self.last_success.labels(result.target).set_to_current_time()
             self.expiry.labels(result.target).set(result.expires_at.timestamp() if result.expires_at else 0)
-            if retired is not None:
-                self.retired.labels(result.target).set(retired)
 
     def observe_state(self, target: str, *, expires_at: float | None, retired: int) -> None:
         """What the store says about a target (at start, after reloads and sweeps)."""

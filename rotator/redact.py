@@ -69,11 +69,6 @@ def _mask_registered(match: re.Match[str]) -> str:
     return REDACTED if word in _registered else word
 
 
-def mask(value: str | None) -> str:
-    """How a secret field is shown in a repr or a table: never its value, only whether it is set."""
-    return REDACTED if value else "<unset>"
-
-
 class RedactingFilter(logging.Filter):
     """A logging filter that scrubs the rendered message and any exception text of a record."""
 

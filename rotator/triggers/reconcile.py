@@ -120,7 +120,7 @@ class VaultReconciler:
             return False
         backend = config.backends[target.backend]
         try:
-            requests = backend.pending_requests().get(target_name, [])
+            requests = backend.requests_for(target_name)
         except BackendError:
             requests = []
         self.check(target, requests)
