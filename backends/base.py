@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from rotator.options import ConfigError, Options
-from rotator.record import MANAGED_BY
-from rotator.redact import scrub
+from rotator.core.options import ConfigError, Options
+from rotator.core.record import MANAGED_BY
+from rotator.core.redact import scrub
 
 ENTRY_POINT_GROUP = "jfrog_rotator.backends"
 BUILTIN_BACKENDS = {

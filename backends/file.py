@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BackendError, CASConflict, StoredValue
-from rotator.options import Options
-from rotator.record import MANAGED_BY
+from rotator.core.options import Options
+from rotator.core.record import MANAGED_BY
 
 log = logging.getLogger(__name__)
 

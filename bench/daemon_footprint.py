@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import ROOT, EmulatorProcess  # noqa: E402
 
-from rotator.record import SecretRecord  # noqa: E402
+from rotator.core.record import SecretRecord  # noqa: E402
 
 WEEK = 7 * 86400
 DUE_SOON = 100

@@ -38,8 +38,8 @@ import requests  # noqa: E402
 from backends.base import create_backend  # noqa: E402
 from rotator.engine import Engine, TargetPolicy  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
-from rotator.options import Options  # noqa: E402
-from rotator.spec import TokenSpec  # noqa: E402
+from rotator.core.options import Options  # noqa: E402
+from rotator.core.token_spec import TokenSpec  # noqa: E402
 
 SPEC = TokenSpec(groups="bench", expiry=86400)
 BODY = SPEC.request_body()

@@ -33,7 +33,7 @@ import requests  # noqa: E402
 from rotator.daemon import RotationDaemon  # noqa: E402
 from rotator.engine import Engine, TargetPolicy  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
-from rotator.spec import TokenSpec  # noqa: E402
+from rotator.core.token_spec import TokenSpec  # noqa: E402
 
 DEPLOY = ROOT / "deploy" / "vault"
 
@@ -86,7 +86,7 @@ def latency(kind: str, trials: int, daemon: RotationDaemon, root: hvac.Client, r
 def seed(root: hvac.Client, emulator: EmulatorProcess, paths: list[str]) -> None:
     """A first token for every target, written by the engine itself (so metadata is complete)."""
     from backends.vault import AuthSettings, VaultBackend
-    from rotator.options import SecretRef
+    from rotator.core.options import SecretRef
 
     backend = VaultBackend("vault-main", url=root.url, kv_version=2,
                            auth=AuthSettings(token=SecretRef("root", inline=root.token)))

@@ -11,7 +11,7 @@ import hvac
 import pytest
 
 from rotator.cli import run
-from rotator.record import SecretRecord
+from rotator.core.record import SecretRecord
 from tests.fixtures.moto_server import aws_env
 
 

@@ -15,12 +15,12 @@ import pytest
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.engine import RotationStep
-from rotator.record import SecretRecord
+from rotator.core.record import SecretRecord
 
 KILL_AT = textwrap.dedent("""\
     import os, signal, sys
     from rotator.config import load_config
-    from rotator.service import build_engine
+    from rotator.config.wiring import build_engine
 
     config_path, step, when = sys.argv[1:4]
 

@@ -2,7 +2,7 @@
 
 import re
 
-from rotator.demo import mask_output, run_demo
+from rotator.cli.demo import mask_output, run_demo
 
 
 def test_demo_runs_every_scenario_and_masks_secrets():

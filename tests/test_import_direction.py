@@ -1,5 +1,5 @@
 """The import direction of DESIGN.md: the engine sees only the store protocol and stores never
-see the engine (the Lambda's own import test is in tests/lambda/test_deployment.py)."""
+see the engine (the Lambda's own import test is in tests/aws_lambda/test_deployment.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rotator.jfoutput import go_float, render_http_error_json, render_token_json, render_token_table, tabwrite
+from rotator.cli.jf_output import go_float, render_http_error_json, render_token_json, render_token_table, tabwrite
 from rotator.jfrog.gojson import go_json
 
 

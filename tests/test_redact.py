@@ -3,7 +3,7 @@
 import logging
 import uuid
 
-from rotator.redact import REDACTED, RedactingFilter, register, scrub
+from rotator.core.redact import REDACTED, RedactingFilter, register, scrub
 
 
 def test_registered_secret_of_any_shape_is_masked():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rotator.spec import (
+from rotator.core.token_spec import (
     EXPIRY_NEGATIVE,
     EXPIRY_NOT_NUMERIC,
     SCOPE_CONFLICT,

@@ -23,9 +23,9 @@ from urllib3.util import Retry
 
 from rotator import __version__
 from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
-from rotator.httpenv import default_verify, pin_environment
+from rotator.core.http_env import default_verify, pin_environment
 from rotator.jfrog.gojson import go_json
-from rotator.redact import REDACTED, register, scrub
+from rotator.core.redact import REDACTED, register, scrub
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""Typed errors of the JFrog client. Every message is passed through :func:`rotator.redact.scrub`."""
+"""Typed errors of the JFrog client. Every message is passed through :func:`rotator.core.redact.scrub`."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from rotator.redact import scrub
+from rotator.core.redact import scrub
 
 
 class JFrogError(Exception):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.jfrog.errors import JFrogConfigError
-from rotator.redact import register
+from rotator.core.redact import register
 
 CONFIG_FILE = "jfrog-cli.conf.v6"
 ENCRYPTION_KEY_ENV = "JFROG_CLI_ENCRYPTION_KEY"

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from backends.base import BackendError
-from rotator.ops import OpsServer, Request, Response
-from rotator.record import utc_iso
-from rotator.redact import register
+from rotator.ops.server import OpsServer, Request, Response
+from rotator.core.record import utc_iso
+from rotator.core.redact import register
 from rotator.triggers.reconcile import is_vault_kv2
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from backends.base import BackendError
 from rotator.jfrog.errors import JFrogError
-from rotator.record import RecordError, SecretRecord, parse_time, utc_iso
+from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
 
 if TYPE_CHECKING:
     from rotator.config import Target

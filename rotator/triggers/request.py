@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from rotator.config import Config
-from rotator.options import ConfigError
-from rotator.record import utc_iso
+from rotator.core.options import ConfigError
+from rotator.core.record import utc_iso
 from rotator.triggers.reconcile import is_vault_kv2
 
 

@@ -16,12 +16,12 @@ import pytest
 from backends.aws_secretsmanager import NO_CURRENT, SecretsManagerBackend, label_holder
 from backends.base import (BackendError, CASConflict, SecretBackend, StagingBackend, StoredValue,
                            WriteOutcomeUnknown, create_backend)
-from rotator.options import ConfigError, Options
-from rotator.record import MANAGED_BY
+from rotator.core.options import ConfigError, Options
+from rotator.core.record import MANAGED_BY
 from tests.fixtures.imports import modules_after_import
 from tests.fixtures.moto_server import aws_env
 
-# Not token-shaped, never registered with rotator.redact: only our own care keeps it out of messages.
+# Not token-shaped, never registered with rotator.core.redact: only our own care keeps it out of messages.
 SECRET_TEXT = json.dumps({"access_token": "plain-secret-value-0123456789", "token_id": "tid-1"})
 META = {"target": "ci-deployer", "token_id": "tid-1", "generation": "3", "expires_at": "never",
         "retired": "tid-0@2026-11-27T23:00:00Z,tid-x@2026-11-28T23:00:00Z"}
@@ -381,7 +381,7 @@ def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
     loaded = {m for m in modules_after_import("backends.aws_secretsmanager")
               if m.split(".")[0] in ("hvac", "yaml", "apscheduler", "rotator", "backends")}
     assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
-                      "rotator", "rotator.options", "rotator.record", "rotator.redact"}, loaded
+                      "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact"}, loaded
 
 
 def test_none_metadata_values_never_become_the_text_none(aws_backend):

@@ -16,8 +16,8 @@ import pytest
 
 from backends.base import BackendError, CASConflict, StoredValue, WriteOutcomeUnknown, create_backend
 from backends.vault import VaultBackend, VaultPermissionDenied
-from rotator.options import ConfigError, Options
-from rotator.record import MANAGED_BY
+from rotator.core.options import ConfigError, Options
+from rotator.core.record import MANAGED_BY
 
 NAME = "vault-main"
 WHERE = f"backends.{NAME}"

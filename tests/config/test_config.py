@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from rotator.config import load_config
-from rotator.options import ConfigError, parse_duration
+from rotator.core.options import ConfigError, parse_duration
 
 BASE = """
 jfrog:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from rotator.daemon import RotationDaemon
-from rotator.record import SecretRecord
+from rotator.core.record import SecretRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 

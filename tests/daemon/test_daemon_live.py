@@ -144,7 +144,7 @@ def test_sigterm_mid_rotation_finishes_it_and_exits_0(daemon_env, tmp_path, spaw
     script = textwrap.dedent(f"""\
         import sys, time, pathlib
         from rotator.daemon import RotationDaemon
-        from rotator.logs import setup_logging
+        from rotator.core.logs import setup_logging
         setup_logging("json")
 
         def hook(step, when, rid):

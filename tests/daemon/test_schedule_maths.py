@@ -9,8 +9,8 @@ import pytest
 
 from rotator.config import Schedule, Target
 from rotator.daemon import cron_max_gap, schedule_problem
-from rotator.schedule import jittered, next_due
-from rotator.spec import TokenSpec
+from rotator.core.schedule import jittered, next_due
+from rotator.core.token_spec import TokenSpec
 
 T0 = datetime(2026, 11, 27, 22, 0, 0, tzinfo=timezone.utc)
 

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from backends.base import create_backend
-from rotator.options import Options
+from rotator.core.options import Options
 from tests.fixtures.moto_server import aws_env
 from rotator.engine import Engine, TargetPolicy
 from rotator.jfrog import AccessClient
-from rotator.spec import TokenSpec
+from rotator.core.token_spec import TokenSpec
 
 
 class Clock:

@@ -10,7 +10,7 @@ import pytest
 
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
 from rotator.engine import RotationStep, description_tag
-from rotator.record import SecretRecord
+from rotator.core.record import SecretRecord
 from tests.engine.conftest import read_raw, with_, write_raw
 
 

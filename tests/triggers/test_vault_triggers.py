@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from rotator.cli import run
-from rotator.record import SecretRecord
+from rotator.core.record import SecretRecord
 from tests.daemon.conftest import wait_until
 from tests.triggers.conftest import bootstrap, current, metadata, root_client
 

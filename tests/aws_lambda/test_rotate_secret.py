@@ -13,7 +13,7 @@ from backends.aws_secretsmanager import SecretsManagerBackend
 from rotator.aws_lambda import RotationFailed, RotationSetupError
 from rotator.engine import Engine, TargetPolicy
 from rotator.jfrog import AccessClient
-from rotator.spec import TokenSpec
+from rotator.core.token_spec import TokenSpec
 from tests.fixtures.lambda_harness import STEPS
 
 

@@ -1,7 +1,7 @@
 """``jfrog-rotator daemon``: rotates every target on its schedule until stopped.
 
 How jobs work: each target has one APScheduler job whose trigger is a date (plus jitter): the
-target's next due time, computed from what the store says (``rotator.schedule.next_due``).
+target's next due time, computed from what the store says (``rotator.core.schedule.next_due``).
 When the job fires it checks again that the target is still due (another replica may have
 rotated it meanwhile; the store is the truth), rotates through the engine, and schedules the
 next run from the new state. So ``every`` counts from the last issue, ``cron`` fires at the
@@ -34,12 +34,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rotator.config import Config, Target, load_config
 from rotator.engine import Engine, StepHook
-from rotator.metrics import Metrics
-from rotator.options import ConfigError
-from rotator.record import utc_iso
-from rotator.schedule import jittered
-from rotator.service import build_engine
-from rotator.status import TargetStatus, target_status
+from rotator.ops.metrics import Metrics
+from rotator.core.options import ConfigError
+from rotator.core.record import utc_iso
+from rotator.core.schedule import jittered
+from rotator.config.wiring import build_engine
+from rotator.engine.status import TargetStatus, target_status
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class RotationDaemon:
         self.reconciler.install()
         self._start_event_listeners()
         if self.listen:
-            from rotator.ops_routes import mount_routes  # the endpoint is optional
+            from rotator.ops.routes import mount_routes  # the endpoint is optional
 
             self.ops = mount_routes(self)
         log.info("daemon started with %d target(s)", len(self.config.targets),

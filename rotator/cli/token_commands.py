@@ -8,7 +8,7 @@ from typing import Any
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConfigError
 from rotator.jfrog.servers import ConnectionFlags, ServerDetails, resolve_server
-from rotator.spec import TokenSpec, parse_expiry
+from rotator.core.token_spec import TokenSpec, parse_expiry
 
 NO_URL = "no JFrog Platform URL specified, either via the --url flag or as part of the server configuration"
 TOKEN_MANDATORY = "authenticating with access token is currently mandatory for creating access tokens"

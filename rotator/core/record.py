@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from rotator.redact import REDACTED, register
+from rotator.core.redact import REDACTED, register
 
 SCHEMA = 1
 MANAGED_BY = "jfrog-token-rotator"

@@ -28,9 +28,9 @@ from backends.base import BackendError, CASConflict, SecretBackend, StoredValue,
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
-from rotator.record import RecordError, RetiredToken, SecretRecord, utc_iso
-from rotator.redact import scrub
-from rotator.spec import SpecError, TokenSpec
+from rotator.core.record import RecordError, RetiredToken, SecretRecord, utc_iso
+from rotator.core.redact import scrub
+from rotator.core.token_spec import SpecError, TokenSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import yaml
 
 from backends.base import SecretBackend, create_backend
 from rotator.engine import TargetPolicy
-from rotator.options import ConfigError, Options, SecretRef, parse_duration
-from rotator.spec import SpecError, TokenSpec
+from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
+from rotator.core.token_spec import SpecError, TokenSpec
 
 STRATEGIES = ("recreate", "refresh", "self")
 FORMATS = ("record",)

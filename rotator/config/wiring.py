@@ -7,7 +7,7 @@ from rotator.engine import Engine, StepHook
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
 from rotator.jfrog.servers import server_from_config
-from rotator.options import ConfigError
+from rotator.core.options import ConfigError
 
 
 def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClient, bool]:

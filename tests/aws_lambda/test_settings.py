@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from rotator.aws_lambda import retired_after, target_name
-from rotator.lambda_settings import LambdaSettings, RotationSetupError, token_overrides, token_spec
-from rotator.record import RetiredToken, SecretRecord
+from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError, token_overrides, token_spec
+from rotator.core.record import RetiredToken, SecretRecord
 
 BASE = {"JFROG_URL": "https://acme.jfrog.io/"}
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

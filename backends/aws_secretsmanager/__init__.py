@@ -46,9 +46,9 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Pro
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from backends.base import BackendError, CASConflict, StoredValue, Version, WriteOutcomeUnknown
-from rotator.options import Options
-from rotator.record import MANAGED_BY
-from rotator.redact import REDACTED
+from rotator.core.options import Options
+from rotator.core.record import MANAGED_BY
+from rotator.core.redact import REDACTED
 
 log = logging.getLogger(__name__)
 

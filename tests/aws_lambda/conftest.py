@@ -1,6 +1,6 @@
 """Fixtures of the rotation Lambda tests; the helpers are in tests/fixtures/lambda_harness.py.
 
-(``lambda`` is a Python keyword: nothing can ``import tests.lambda.*``, so helpers live elsewhere.)
+(``lambda`` is a Python keyword: nothing can ``import tests.aws_lambda.*``, so helpers live elsewhere.)
 """
 
 from __future__ import annotations

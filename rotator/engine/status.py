@@ -8,8 +8,8 @@ from typing import Any
 
 from backends.base import BackendError, SecretBackend
 from rotator.config import Config, Target
-from rotator.record import RecordError, SecretRecord, parse_time, utc_iso
-from rotator.schedule import next_due
+from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
+from rotator.core.schedule import next_due
 
 
 @dataclass

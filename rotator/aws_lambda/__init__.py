@@ -16,7 +16,7 @@ Like AWS's template, every call first checks the secret: rotation enabled, the t
 of it, already ``AWSCURRENT`` -> nothing to do, not ``AWSPENDING`` -> error. Any failure raises, and
 Secrets Manager retries the rotation; ``AWSCURRENT`` only moves in ``finishSecret``.
 
-The stored value is the project's record (:class:`~rotator.record.SecretRecord`), so the daemon
+The stored value is the project's record (:class:`~rotator.core.record.SecretRecord`), so the daemon
 (engine + ``SecretsManagerBackend``) and this Lambda can manage the same secret in turns:
 
 * The target name (the middle of the tag) is the record's ``rotator.target``. A secret without a
@@ -37,7 +37,7 @@ The stored value is the project's record (:class:`~rotator.record.SecretRecord`)
   tagged with this rotation's token (a ``createSecret`` that died after minting and was retried)
   are revoked at once, others once older than ``ORPHAN_GRACE`` (a rotation may be in flight elsewhere).
 * Per-secret token options: a ``rotator.token`` object in the record (the keys of the daemon
-  config's ``token:``) overrides the environment; see :mod:`rotator.lambda_settings`.
+  config's ``token:``) overrides the environment; see :mod:`rotator.aws_lambda.settings`.
 
 One boto3 client and one JFrog session per container, created on first use and reused; secret
 versions are immutable, so values read or written are cached by VersionId for the later steps.
@@ -67,9 +67,9 @@ from rotator.engine import TAG_PREFIX, description_tag, discard_token, next_reco
 from rotator.jfrog.client import AccessClient, RetryPolicy, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat
-from rotator.lambda_settings import OVERRIDES_KEY, LambdaSettings, RotationSetupError, check_spec, token_spec
-from rotator.record import RecordError, RetiredToken, SecretRecord
-from rotator.redact import register, scrub
+from rotator.aws_lambda.settings import OVERRIDES_KEY, LambdaSettings, RotationSetupError, check_spec, token_spec
+from rotator.core.record import RecordError, RetiredToken, SecretRecord
+from rotator.core.redact import register, scrub
 
 log = logging.getLogger(__name__)
 if log.level == logging.NOTSET:

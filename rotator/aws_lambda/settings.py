@@ -37,9 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rotator.options import ConfigError, Options, parse_duration
-from rotator.record import SecretRecord
-from rotator.spec import SpecError, TokenSpec
+from rotator.core.options import ConfigError, Options, parse_duration
+from rotator.core.record import SecretRecord
+from rotator.core.token_spec import SpecError, TokenSpec
 
 REVOKE_POLICIES = ("after-next", "immediately", "never")
 # JFrog's default revocable-expiry-threshold: shorter tokens must be created force_revocable to

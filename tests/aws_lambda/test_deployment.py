@@ -73,9 +73,9 @@ def test_make_lambda_zip_packages_only_what_the_handler_needs(tmp_path):
     with zipfile.ZipFile(REPO / "build" / "lambda.zip") as archive:
         names = archive.namelist()
     tops = {n.split("/", 1)[0] for n in names}
-    assert "rotator/aws_lambda.py" in names and "backends/aws_secretsmanager.py" in names
+    assert "rotator/aws_lambda/__init__.py" in names and "backends/aws_secretsmanager/__init__.py" in names
     assert "requests" in tops and "urllib3" in tops
     assert not tops & {"hvac", "yaml", "apscheduler", "prometheus_client", "boto3", "botocore", "tests"}
-    assert not any(n.startswith(("rotator/emulator/", "rotator/daemon", "rotator/cli.py", "backends/vault.py"))
+    assert not any(n.startswith(("rotator/emulator/", "rotator/daemon/", "rotator/cli/", "rotator/config/", "backends/vault/"))
                    for n in names)
     assert not any("__pycache__" in n for n in names)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rotator import __version__
-from rotator.redact import install_log_redaction, scrub
+from rotator.core.redact import install_log_redaction, scrub
 
 EXIT_OK, EXIT_REMOTE, EXIT_USAGE = 0, 1, 2
 
@@ -71,9 +71,9 @@ def exit_code_for(exc: BaseException) -> int | None:
     """1 for remote failures, 2 for usage/config/input errors, None for the unexpected."""
     from backends.base import BackendError
     from rotator.jfrog.errors import JFrogConfigError, JFrogError
-    from rotator.options import ConfigError
-    from rotator.record import RecordError
-    from rotator.spec import SpecError
+    from rotator.core.options import ConfigError
+    from rotator.core.record import RecordError
+    from rotator.core.token_spec import SpecError
 
     if isinstance(exc, (UsageError, SpecError, JFrogConfigError, ConfigError)):
         return EXIT_USAGE
@@ -177,7 +177,7 @@ def _connection(args: argparse.Namespace) -> Any:
 
 
 def _tls(args: argparse.Namespace) -> Any:
-    from rotator.tokencmd import TLSOptions
+    from rotator.cli.token_commands import TLSOptions
 
     return TLSOptions(ca_bundle=args.ca_bundle, insecure=bool(args.insecure_tls))
 
@@ -253,10 +253,10 @@ def _json_errors_requested(args: argparse.Namespace) -> bool:
 
 
 def _cmd_token_create(args: argparse.Namespace) -> int:
-    from rotator.jfoutput import render_http_error_json, render_token_json, render_token_table
+    from rotator.cli.jf_output import render_http_error_json, render_token_json, render_token_table
     from rotator.jfrog.errors import JFrogHTTPError
-    from rotator.spec import TokenSpec
-    from rotator.tokencmd import create_token
+    from rotator.core.token_spec import TokenSpec
+    from rotator.cli.token_commands import create_token
 
     if len(args.username) > 1:
         raise UsageError(f"Wrong number of arguments ({len(args.username)}).")
@@ -289,8 +289,8 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_token_list(args: argparse.Namespace) -> int:
-    from rotator.jfoutput import go_json, go_value, tabwrite
-    from rotator.tokencmd import list_tokens
+    from rotator.cli.jf_output import go_json, go_value, tabwrite
+    from rotator.cli.token_commands import list_tokens
 
     tokens = list_tokens(
         _connection(args),
@@ -321,7 +321,7 @@ def _list_cell(token: dict[str, Any], column: str, go_value: Callable[[Any], str
 
 
 def _cmd_token_revoke(args: argparse.Namespace) -> int:
-    from rotator.tokencmd import revoke_token
+    from rotator.cli.token_commands import revoke_token
 
     if revoke_token(_connection(args), args.token_id, _tls(args)):
         print(f"Token {args.token_id} revoked.")
@@ -424,7 +424,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from rotator.config import load_config
-    from rotator.service import build_engine
+    from rotator.config.wiring import build_engine
 
     if args.all and args.targets:
         raise UsageError("give target names or --all, not both")
@@ -500,8 +500,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from rotator.config import load_config
-    from rotator.jfoutput import tabwrite
-    from rotator.status import target_status
+    from rotator.cli.jf_output import tabwrite
+    from rotator.engine.status import target_status
 
     config = load_config(args.config)
     try:
@@ -545,7 +545,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import json
 
     from rotator.config import load_config
-    from rotator.service import build_engine
+    from rotator.config.wiring import build_engine
 
     config = load_config(args.config)
     try:
@@ -565,7 +565,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from rotator.config import load_config
-    from rotator.service import jfrog_client
+    from rotator.config.wiring import jfrog_client
 
     config = load_config(args.config)
     try:
@@ -656,8 +656,8 @@ def _register_daemon(commands: Any) -> None:
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
     from rotator.daemon import RotationDaemon
-    from rotator.logs import setup_logging
-    from rotator.ops import parse_listen
+    from rotator.core.logs import setup_logging
+    from rotator.ops.server import parse_listen
 
     if args.listen:
         try:
@@ -684,7 +684,7 @@ def _register_demo(commands: Any) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rotator.demo import run_demo
+    from rotator.cli.demo import run_demo
 
     return run_demo()
 

@@ -2,7 +2,7 @@
 
 JSON is the default when stderr is not a terminal (containers, systemd, log shippers). The
 fields a record carries as ``extra`` (target, step, rotation_id, duration, ...) become keys.
-Every record is already scrubbed of secrets when it is created (:mod:`rotator.redact`).
+Every record is already scrubbed of secrets when it is created (:mod:`rotator.core.redact`).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotator.metrics import CONTENT_TYPE
-from rotator.ops import OpsServer, Request, Response
+from rotator.ops.metrics import CONTENT_TYPE
+from rotator.ops.server import OpsServer, Request, Response
 
 if TYPE_CHECKING:
     from rotator.daemon import RotationDaemon

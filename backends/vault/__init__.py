@@ -44,10 +44,10 @@ from hvac import exceptions as hvac_exc
 from hvac.utils import format_url
 
 from backends.base import BackendError, CASConflict, StoredValue, Version, WriteOutcomeUnknown
-from rotator.httpenv import default_verify, pin_environment
-from rotator.options import ConfigError, Options, SecretRef
-from rotator.record import MANAGED_BY
-from rotator.redact import register, scrub
+from rotator.core.http_env import default_verify, pin_environment
+from rotator.core.options import ConfigError, Options, SecretRef
+from rotator.core.record import MANAGED_BY
+from rotator.core.redact import register, scrub
 
 log = logging.getLogger(__name__)
 
