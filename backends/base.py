@@ -105,7 +105,12 @@ class SecretBackend(Protocol):
 
 @runtime_checkable
 class StagingBackend(SecretBackend, Protocol):
-    """A store with staging labels: a new value is written pending, then promoted to current."""
+    """A store with staging labels (AWS Secrets Manager): a new value is written *pending* under
+    a rotation id, then promoted to *current* with a compare-and-set on the label. The Lambda
+    drives a rotation through these methods only, never through a concrete class."""
+
+    def staging(self, path: str) -> StagingState:
+        """Which version holds which label, and whether the store's own rotation is enabled."""
 
     def write_pending(self, path: str, text: str, rotation_id: str, *, rotation_token: str | None = None) -> None:
         """Store ``text`` as the pending version ``rotation_id`` (idempotent for the same text)."""
@@ -113,8 +118,104 @@ class StagingBackend(SecretBackend, Protocol):
     def read_pending(self, path: str, rotation_id: str) -> str | None:
         """The value of pending version ``rotation_id``, or ``None`` when it has none yet."""
 
+    def read_version(self, path: str, version_id: str) -> str | None:
+        """The value of one version, ``None`` when it has no value."""
+
     def promote(self, path: str, rotation_id: str, expected_version: Version) -> Version:
         """Make ``rotation_id`` current if ``expected_version`` still is (:class:`CASConflict` otherwise)."""
+
+    def drop_pending(self, path: str, rotation_id: str) -> None:
+        """Remove the pending label from ``rotation_id`` (the version itself stays, unlabelled)."""
+
+
+@dataclass(frozen=True)
+class StagingState:
+    """What :meth:`StagingBackend.staging` returns (``DescribeSecret`` on AWS)."""
+
+    arn: str
+    name: str
+    rotation_enabled: bool
+    versions: Mapping[str, tuple[str, ...]]  # version id -> labels
+    current: str | None  # the version id holding the current label
+    pending: str | None  # the version id holding the pending label
+
+    def labels(self, version_id: str) -> tuple[str, ...] | None:
+        """The labels of ``version_id``, ``None`` when the store has no such version."""
+        found = self.versions.get(version_id)
+        return tuple(found) if found is not None else None
+
+
+@runtime_checkable
+class RenewableAuth(Protocol):
+    """A store that logs in and must keep its own credential alive (Vault tokens have a TTL)."""
+
+    def validate_credentials(self) -> None:
+        """Resolve the configured secrets now (env set, files readable); ``ConfigError`` otherwise."""
+
+    def refresh_auth(self, *, min_ttl: int = 60) -> str:
+        """Renew (or log in again) when fewer than ``min_ttl`` seconds are left; returns a summary."""
+
+
+@runtime_checkable
+class LocalStore(Protocol):
+    """A store on this host (the file store): reads are cheap local reads and it needs no keep-alive
+    or connectivity probe. The marker is the attribute; its value is always true."""
+
+    reads_are_local: bool
+
+
+@runtime_checkable
+class RotationRequests(Protocol):
+    """Vault-triggered renewal: rotation flags in the target's metadata and request objects under a
+    prefix, written by callers with their own (narrow) token, read by the daemon's reconcile loop.
+
+    ``accepts_requests`` is false where the store cannot hold them (a Vault KV v1 mount)."""
+
+    reconcile_interval: int
+    request_prefix: str
+    renew_before: tuple[int | None, float | None]
+
+    @property
+    def accepts_requests(self) -> bool: ...
+
+    def flag_location(self, path: str) -> str:
+        """Where the flag of ``path`` lives, for messages (``secret/metadata/ci/token``)."""
+
+    def pending_requests(self) -> dict[str, list[str]]:
+        """Request objects waiting: target name -> request ids."""
+
+    def requests_for(self, target: str) -> list[str]:
+        """The ids of the request objects waiting for one target."""
+
+    def read_request(self, target: str, request_id: str) -> dict[str, str]:
+        """A request object's fields; ``{}`` when it is gone."""
+
+    def delete_request(self, target: str, request_id: str) -> None:
+        """Delete a served request object."""
+
+    def caller_capabilities(self, token: str, path: str) -> list[str]:
+        """What a caller's ``token`` may do on the flag of ``path``, asked *as the caller*."""
+
+    def caller_name(self, token: str) -> str:
+        """A display name for the caller's token, ``""`` when it may not ask."""
+
+    def request_rotation(self, path: str, *, token: str, reason: str, requested_by: str, at: str) -> None:
+        """Set the rotation flag of ``path`` with the caller's token."""
+
+    def write_request(self, target: str, request_id: str, fields: Mapping[str, str], *, token: str) -> str:
+        """Create a request object with the caller's token; returns where it was written."""
+
+
+@runtime_checkable
+class EventStream(Protocol):
+    """A store that pushes change events (Vault Enterprise's event subscription)."""
+
+    events: bool  # subscribing is configured
+    mount: str
+    request_prefix: str
+
+    def event_subscription(self, event_type: str) -> tuple[str, dict[str, str]]:
+        """WebSocket URL and headers to subscribe to ``event_type``."""
 
 
 def backend_class(type_name: str) -> type:
@@ -157,7 +258,12 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MANAGED_BY",
     "SecretBackend",
+    "EventStream",
+    "LocalStore",
+    "RenewableAuth",
+    "RotationRequests",
     "StagingBackend",
+    "StagingState",
     "StoredValue",
     "Version",
     "WriteOutcomeUnknown",

@@ -45,7 +45,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ProfileNotFound
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from backends.base import BackendError, CASConflict, StoredValue, Version, WriteOutcomeUnknown
+from backends.base import BackendError, CASConflict, StagingState, StoredValue, Version, WriteOutcomeUnknown
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
 from rotator.core.redact import REDACTED
@@ -413,6 +413,14 @@ class SecretsManagerBackend:
         answer = dict(self._api("DescribeSecret", path, SecretId=path))
         answer.pop("ResponseMetadata", None)
         return answer
+
+    def staging(self, path: str) -> StagingState:
+        """``DescribeSecret`` as a :class:`~backends.base.StagingState`."""
+        answer = self.describe(path)
+        versions = {k: tuple(v) for k, v in (answer.get("VersionIdsToStages") or {}).items()}
+        return StagingState(arn=answer.get("ARN") or path, name=answer.get("Name") or path,
+                            rotation_enabled=bool(answer.get("RotationEnabled")), versions=versions,
+                            current=label_holder(versions, CURRENT), pending=label_holder(versions, PENDING))
 
     def stages(self, path: str) -> dict[str, list[str]]:
         """``DescribeSecret`` ``VersionIdsToStages``: ``{VersionId: [labels]}`` (empty when no versions)."""

@@ -63,7 +63,8 @@ from botocore.config import Config
 
 from backends.aws_secretsmanager import CURRENT, NO_CURRENT, PENDING, SecretsManagerBackend, label_holder
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
-from rotator.engine import TAG_PREFIX, description_tag, discard_token, next_record, tag_target
+from rotator.core.tags import TAG_PREFIX, description_tag, tag_target
+from rotator.engine import discard_token, next_record
 from rotator.jfrog.client import AccessClient, RetryPolicy, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat

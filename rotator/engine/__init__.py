@@ -30,12 +30,10 @@ from rotator.jfrog.errors import JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
 from rotator.core.record import RecordError, RetiredToken, SecretRecord, utc_iso
 from rotator.core.redact import scrub
+from rotator.core.tags import TAG_PREFIX, description_tag, tag_target
 from rotator.core.token_spec import SpecError, TokenSpec
 
 log = logging.getLogger(__name__)
-
-TAG_PREFIX = "jfrog-rotator"
-
 
 class RotationStep(str, Enum):
     READ = "read"
@@ -109,20 +107,6 @@ class SweepResult:
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "retired_revoked": self.retired_revoked,
                 "orphans_revoked": self.orphans_revoked, "errors": self.errors}
-
-
-def description_tag(target: str, rotation_id: str) -> str:
-    return f"{TAG_PREFIX}:{target}:{rotation_id}"
-
-
-def tag_target(description: str | None) -> str | None:
-    """The target name of a token description starting with our tag, else ``None``."""
-    if not description:
-        return None
-    parts = description.split(" ", 1)[0].split(":")
-    if len(parts) == 3 and parts[0] == TAG_PREFIX:
-        return parts[1]
-    return None
 
 
 def next_record(current: SecretRecord | None, minted: TokenResponse, *, target: str, url: str, now: datetime,
