@@ -30,7 +30,7 @@ class FileBackend:
     """One JSON file per target, 0600, atomic rename, advisory lock, revision counter."""
 
     metadata_without_secret = False
-    local = True  # reads are local file reads: no point reading many targets in parallel
+    reads_are_local = True  # backends.base.LocalStore: no point reading many targets in parallel
 
     def __init__(self, name: str, directory: str | os.PathLike[str]) -> None:
         self.name = name

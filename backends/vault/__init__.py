@@ -275,6 +275,14 @@ class VaultBackend:
         """KV v2 keeps custom_metadata apart from the data; KV v1 keeps it inside the record."""
         return self.kv_version == 2
 
+    @property
+    def accepts_requests(self) -> bool:
+        """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata."""
+        return self.kv_version == 2
+
+    def flag_location(self, path: str) -> str:
+        return f"{self.mount}/metadata/{_clean_path(path)}"
+
     # -- SecretBackend ----------------------------------------------------------------------
     def read(self, path: str) -> StoredValue:
         path = _clean_path(path)

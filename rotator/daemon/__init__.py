@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from backends.base import LocalStore
 from rotator.config import Config, Target, load_config
 from rotator.engine import Engine, StepHook
 from rotator.ops.metrics import Metrics
@@ -251,7 +252,7 @@ class RotationDaemon:
         if not targets:
             return
         now = datetime.now(timezone.utc)
-        remote = [t for t in targets if not getattr(self.config.backends[t.backend], "local", False)]
+        remote = [t for t in targets if not isinstance(self.config.backends[t.backend], LocalStore)]
         statuses = {t.name: target_status(self.config, t, now) for t in targets if t not in remote}
         if remote:  # network stores: read them in parallel
             with FuturesPool(max_workers=min(16, len(remote))) as pool:
