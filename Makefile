@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
+.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff: pycodestyle, pyflakes and import order (pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check rotator backends tests bench deploy
 
 demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo

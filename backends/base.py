@@ -50,6 +50,15 @@ class WriteOutcomeUnknown(BackendError):
     """The write may or may not have been applied (timeout, connection lost): re-read to decide."""
 
 
+class MetadataNotWritten(BackendError):
+    """The value *was* stored as ``version``, but the metadata write after it failed: the metadata
+    still describes the previous value until the next read that sees the difference repairs it."""
+
+    def __init__(self, message: str, *, version: Any, backend: str = "", path: str = "") -> None:
+        self.version = version
+        super().__init__(message, backend=backend, path=path)
+
+
 @dataclass(frozen=True)
 class StoredValue:
     """What a read returns. ``text is None`` when the target holds no value yet.
@@ -260,6 +269,7 @@ __all__ = [
     "SecretBackend",
     "EventStream",
     "LocalStore",
+    "MetadataNotWritten",
     "RenewableAuth",
     "RotationRequests",
     "StagingBackend",

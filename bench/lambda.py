@@ -131,8 +131,8 @@ def bench_rotation(rotations: int) -> None:
         # rotate_secret only makes on a secret that has one): store one through the daemon's path.
         sm.put_secret_value(SecretId=arn, SecretString=json.dumps(_first_record(emulator)))
         cold = rotate()
-        aws_lambda._state.secretsmanager.meta.events.register("before-send.secrets-manager", calls.on_aws)
-        aws_lambda._state._jfrog.session.hooks["response"].append(calls.on_jfrog)
+        aws_lambda.container.current().secrets_manager.meta.events.register("before-send.secrets-manager", calls.on_aws)
+        aws_lambda.container.current().jfrog_client.session.hooks["response"].append(calls.on_jfrog)
         warm = [rotate() for _ in range(rotations)]
         print(f"first rotation (clients made):   {cold:6.1f} ms")
         print(f"warm rotation, 4 steps:          {statistics.median(warm):6.1f} ms  "
@@ -144,7 +144,8 @@ def bench_rotation(rotations: int) -> None:
 
 
 def _first_record(emulator: Emulator) -> dict:
-    from rotator.engine import description_tag, next_record
+    from rotator.core.tags import description_tag
+    from rotator.engine import next_record
     from rotator.jfrog import TokenResponse
     from datetime import datetime, timezone
 

@@ -36,7 +36,8 @@ from _servers import EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env  
 import requests  # noqa: E402
 
 from backends.base import create_backend  # noqa: E402
-from rotator.engine import Engine, TargetPolicy  # noqa: E402
+from rotator.core.target import Target  # noqa: E402
+from rotator.engine import Engine  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
 from rotator.core.options import Options  # noqa: E402
 from rotator.core.token_spec import TokenSpec  # noqa: E402
@@ -82,7 +83,7 @@ def bench_engine(kind, n, servers, emulator, tmp, parallel):
     client.session.hooks["response"].append(jfrog_calls)
     engine = Engine(jfrog=client, backends={"store": backend}, has_admin=True)
     run_id = uuid.uuid4().hex[:6]
-    targets = [TargetPolicy(name=f"t{i}-{run_id}", backend="store", path=f"bench/{run_id}/t{i}", token=SPEC)
+    targets = [Target(name=f"t{i}-{run_id}", backend="store", path=f"bench/{run_id}/t{i}", token=SPEC)
                for i in range(n)]
     for t in targets:  # bootstrap: every target gets a first token, untimed
         assert engine.rotate(t).outcome == "rotated"

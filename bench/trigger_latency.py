@@ -31,7 +31,8 @@ import hvac  # noqa: E402
 import requests  # noqa: E402
 
 from rotator.daemon import RotationDaemon  # noqa: E402
-from rotator.engine import Engine, TargetPolicy  # noqa: E402
+from rotator.core.target import Target  # noqa: E402
+from rotator.engine import Engine  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
 from rotator.core.token_spec import TokenSpec  # noqa: E402
 
@@ -93,7 +94,7 @@ def seed(root: hvac.Client, emulator: EmulatorProcess, paths: list[str]) -> None
     client = AccessClient(emulator.url, access_token=emulator.admin_token, pool_size=16)
     engine = Engine(jfrog=client, backends={"vault-main": backend}, has_admin=True)
     for i, path in enumerate(paths):
-        assert engine.rotate(TargetPolicy(f"t{i}", "vault-main", path, TokenSpec(groups="bench", expiry=604800)))\
+        assert engine.rotate(Target(f"t{i}", "vault-main", path, TokenSpec(groups="bench", expiry=604800)))\
             .outcome == "rotated"
     client.close()
 

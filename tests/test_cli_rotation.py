@@ -74,7 +74,7 @@ def test_one_failing_target_does_not_stop_the_others(env, tmp_path, capsys):
     assert run(["rotate", "-c", str(cfg), "--all", "--parallel", "2"]) == 1
     out = capsys.readouterr().out
     assert "ci: rotated (recreate)" in out
-    assert "bot: FAILED bot: mint: create token failed: server response: 400" in out
+    assert "bot: FAILED bot: mint: create token failed (POST /access/api/v1/tokens): server response: 400" in out
     assert env.authenticates(record(tmp_path, "ci").access_token)
     assert not (tmp_path / "secrets" / "bot.json").exists()
 

@@ -426,10 +426,11 @@ class SecretsManagerBackend:
         """``DescribeSecret`` ``VersionIdsToStages``: ``{VersionId: [labels]}`` (empty when no versions)."""
         return dict(self.describe(path).get("VersionIdsToStages") or {})
 
-    def read_version(self, path: str, version_id: str, stage: str) -> str | None:
-        """``GetSecretValue(VersionId, VersionStage)``; ``None`` on ``ResourceNotFoundException``."""
+    def read_version(self, path: str, version_id: str, stage: str | None = None) -> str | None:
+        """``GetSecretValue(VersionId[, VersionStage])``; ``None`` on ``ResourceNotFoundException``."""
+        params = {"VersionStage": stage} if stage else {}
         try:
-            answer = self._api("GetSecretValue", path, SecretId=path, VersionId=version_id, VersionStage=stage)
+            answer = self._api("GetSecretValue", path, SecretId=path, VersionId=version_id, **params)
         except AwsError as exc:
             if exc.code == _NOT_FOUND:
                 return None

@@ -39,12 +39,9 @@ from typing import Any
 
 from rotator.core.options import ConfigError, Options, parse_duration
 from rotator.core.record import SecretRecord
-from rotator.core.token_spec import SpecError, TokenSpec
+from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
 REVOKE_POLICIES = ("after-next", "immediately", "never")
-# JFrog's default revocable-expiry-threshold: shorter tokens must be created force_revocable to
-# be revocable at all (the same rule as the daemon's config).
-REVOCABLE_THRESHOLD = 21600
 MAX_TEST_TIMEOUT = 60
 OVERRIDES_KEY = "rotator.token"
 
@@ -125,9 +122,7 @@ def token_spec(settings: LambdaSettings, current: SecretRecord | None) -> TokenS
         if any(key in overrides for key in _SCOPE_FIELDS):
             spec = replace(spec, scope=None, groups=None, grant_admin=None)
         spec = replace(spec, **overrides)
-    if spec.force_revocable is None and spec.expiry and spec.expiry < REVOCABLE_THRESHOLD:
-        # The rotator must be able to revoke the tokens it replaces (reference §2.2).
-        spec = replace(spec, force_revocable=True)
+    spec = spec.revocable_by_default()
     return check_spec(spec, where=OVERRIDES_KEY if current is not None else "environment")
 
 
@@ -167,17 +162,14 @@ def check_spec(spec: TokenSpec, *, where: str) -> TokenSpec:
         return spec.validate()
     except SpecError as exc:
         key = _SPEC_ENV.get(exc.option, exc.option) if where == "environment" else f"{where}.{exc.option}"
-        message = str(exc).strip().replace("'--", "'").replace("--", "")
-        raise RotationSetupError(f"{key}: {message}") from None
+        raise RotationSetupError(f"{key}: {exc.as_key_message()}") from None
 
 
 def _groups(opts: Options) -> str | None:
-    groups = opts.raw("groups", None)
-    if isinstance(groups, list) and all(isinstance(g, str) and g and "," not in g for g in groups):
-        return ",".join(groups) or None
-    if groups is None or isinstance(groups, str):
-        return groups or None
-    raise opts.error("groups", "must be a list of group names or a comma-separated string")
+    try:
+        return parse_groups(opts.raw("groups", None))
+    except ValueError as exc:
+        raise opts.error("groups", str(exc)) from None
 
 
 class _Env:

@@ -17,16 +17,19 @@ from typing import Any
 import yaml
 
 from backends.base import SecretBackend, create_backend
-from rotator.engine import TargetPolicy
 from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
-from rotator.core.token_spec import SpecError, TokenSpec
+from rotator.core.target import (
+    DEFAULT_ORPHAN_GRACE,
+    DEFAULT_OVERLAP,
+    FORMATS,
+    STRATEGIES,
+    TARGET_NAME,
+    TARGET_NAME_HINT,
+    Schedule,
+    Target,
+)
+from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
-STRATEGIES = ("recreate", "refresh", "self")
-FORMATS = ("record",)
-TARGET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
-DEFAULT_OVERLAP = 3600
-DEFAULT_ORPHAN_GRACE = 600
-REVOCABLE_THRESHOLD = 21600  # JFrog's default revocable-expiry-threshold
 
 
 @dataclass(frozen=True)
@@ -45,36 +48,6 @@ class JFrogSettings:
     @property
     def has_credential(self) -> bool:
         return self.token.is_set() or bool(self.server_id)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When a target is due: ``every`` seconds, a ``cron`` line, or ``before_expiry``."""
-
-    kind: str
-    every: int | None = None
-    cron: str | None = None
-    timezone: str = "UTC"
-    before_expiry_seconds: int | None = None
-    before_expiry_fraction: float | None = None
-    jitter: int = 0
-
-    def describe(self) -> str:
-        if self.kind == "every":
-            return f"every {self.every}s"
-        if self.kind == "cron":
-            return f"cron '{self.cron}' ({self.timezone})"
-        if self.before_expiry_fraction is not None:
-            return f"{self.before_expiry_fraction:.0%} of the lifetime before expiry"
-        return f"{self.before_expiry_seconds}s before expiry"
-
-
-@dataclass(frozen=True)
-class Target(TargetPolicy):
-    """One token kept fresh in one store: the engine's policy plus when and how it is stored."""
-
-    schedule: Schedule = field(default_factory=lambda: Schedule("before_expiry", before_expiry_fraction=0.25))
-    format: str = "record"
 
 
 @dataclass(frozen=True)
@@ -244,8 +217,7 @@ def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogS
 
 
 def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSettings) -> Target:
-    name = opts.str("name", pattern=TARGET_NAME,
-                    hint="letters, digits, '.', '_' and '-' only (it goes into the token description tag)")
+    name = opts.str("name", pattern=TARGET_NAME, hint=TARGET_NAME_HINT)
     backend = opts.str("backend")
     if backend not in backends:
         raise opts.error("backend", f"no backend named {backend!r} (defined: {', '.join(backends)})")
@@ -277,13 +249,10 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
 
 
 def _token(opts: Options) -> TokenSpec:
-    groups = opts.raw("groups", None)
-    if isinstance(groups, list):
-        if not all(isinstance(g, str) and g and "," not in g for g in groups):
-            raise opts.error("groups", "must be a list of group names (or one comma-separated string)")
-        groups = ",".join(groups)
-    elif groups is not None and not isinstance(groups, str):
-        raise opts.error("groups", "must be a list of group names or a comma-separated string")
+    try:
+        groups = parse_groups(opts.raw("groups", None))
+    except ValueError as exc:
+        raise opts.error("groups", str(exc)) from None
     expiry = opts.raw("expiry", None)
     if expiry is not None:
         try:
@@ -294,23 +263,20 @@ def _token(opts: Options) -> TokenSpec:
         username=opts.str("username", None),
         project=opts.str("project", None),
         scope=opts.str("scope", None),
-        groups=groups or None,
+        groups=groups,
         grant_admin=opts.bool("grant_admin", None) if opts.has("grant_admin") else None,
         expiry=expiry,
         refreshable=opts.bool("refreshable", False),
         description=opts.str("description", None),
         audience=opts.str("audience", None),
         reference=opts.bool("reference", False),
-        # Short tokens are not revocable unless asked for (reference §2.2): the rotator must be
-        # able to revoke the tokens it replaces, so it asks by default.
-        force_revocable=opts.bool("force_revocable", True if expiry and expiry < REVOCABLE_THRESHOLD else None),
-    )
+        force_revocable=opts.bool("force_revocable", None),
+    ).revocable_by_default()
     opts.finish()
     try:
         spec.validate()
     except SpecError as exc:
-        key = {"scope": "scope", "expiry": "expiry"}.get(exc.option, exc.option)
-        raise opts.error(key, str(exc).strip().replace("'--", "'").replace("--", "")) from None
+        raise opts.error(exc.option, exc.as_key_message()) from None
     return spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from rotator.config import Schedule
+from rotator.core.target import Schedule
 
 
 def next_due(schedule: Schedule, issued_at: datetime | None, expires_at: datetime | None,

@@ -29,12 +29,34 @@ _GO_INT = re.compile(r"[+-]?[0-9]+")
 _INT64_MAX = 2**63 - 1
 
 
+#: JFrog's default ``revocable-expiry-threshold``: a token that expires sooner can only be revoked
+#: when it was created with ``force_revocable`` (https://jfrog.com/help/r/jfrog-rest-apis/create-token).
+REVOCABLE_THRESHOLD = 21600
+
+
 class SpecError(ValueError):
     """An invalid token option. ``option`` names the flag/key (``expiry``, ``scope`` ...)."""
 
     def __init__(self, message: str, option: str) -> None:
         super().__init__(message)
         self.option = option
+
+    def as_key_message(self) -> str:
+        """The message worded for a config key or variable rather than a jf flag
+        (``'--expiry' option`` -> ``'expiry' option``)."""
+        return str(self).strip().replace("'--", "'").replace("--", "")
+
+
+def parse_groups(value: object) -> str | None:
+    """Group names as a list or one comma-separated string -> jf's ``--groups`` form (``g1,g2``).
+    Raises :class:`ValueError` for anything else."""
+    if isinstance(value, list):
+        if not all(isinstance(g, str) and g and "," not in g for g in value):
+            raise ValueError("must be a list of group names (or one comma-separated string)")
+        return ",".join(value) or None
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValueError("must be a list of group names or a comma-separated string")
 
 
 def parse_expiry(text: str) -> int:
@@ -64,6 +86,13 @@ class TokenSpec:
     # Not a jf atc flag (the config's): JFrog only revokes tokens shorter than its
     # revocable-expiry-threshold (6 h by default) when they were created force_revocable.
     force_revocable: bool | None = None
+
+    def revocable_by_default(self) -> TokenSpec:
+        """The rotator must be able to revoke the tokens it replaces: a token shorter than
+        :data:`REVOCABLE_THRESHOLD` is created ``force_revocable`` unless the option was given."""
+        if self.force_revocable is None and self.expiry and self.expiry < REVOCABLE_THRESHOLD:
+            return replace(self, force_revocable=True)
+        return self
 
     def validate(self) -> TokenSpec:
         """Raise :class:`SpecError` for what jf or the Access API would refuse; return ``self``."""

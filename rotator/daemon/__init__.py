@@ -33,7 +33,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from backends.base import LocalStore
-from rotator.config import Config, Target, load_config
+from rotator.config import Config, load_config
+from rotator.core.target import Target
 from rotator.engine import Engine, StepHook
 from rotator.ops.metrics import Metrics
 from rotator.core.options import ConfigError

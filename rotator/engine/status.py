@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from backends.base import BackendError, SecretBackend
-from rotator.config import Config, Target
 from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
 from rotator.core.schedule import next_due
+from rotator.core.target import Target
+from rotator.engine.steps import repair_metadata
+
+
+class HasBackends(Protocol):
+    """What status needs of a config: the stores by name (:class:`rotator.config.Config` has them)."""
+
+    backends: Mapping[str, SecretBackend]
 
 
 @dataclass
@@ -29,6 +37,7 @@ class TargetStatus:
     last_error: str | None = None
     source: str = "metadata"  # metadata | record
     written_by_hand: bool = False  # Vault: the current version is not the one the rotator wrote
+    repaired: str | None = None  # the metadata did not follow the record and was repaired
 
     def expires_in(self, now: datetime) -> int | None:
         return None if self.expires_at is None else int((self.expires_at - now).total_seconds())
@@ -42,10 +51,11 @@ class TargetStatus:
                 "expires_at": t(self.expires_at), "expires_in_seconds": self.expires_in(now),
                 "next_due": t(self.next_due), "generation": self.generation,
                 "retired_waiting": self.retired_waiting, "last_rotation": self.last_rotation,
-                "last_error": self.last_error or None, "read_from": self.source}
+                "last_error": self.last_error or None, "read_from": self.source,
+                **({"repaired": self.repaired} if self.repaired else {})}
 
 
-def target_status(config: Config, target: Target, now: datetime | None = None) -> TargetStatus:
+def target_status(config: HasBackends, target: Target, now: datetime | None = None) -> TargetStatus:
     """Status without reading the secret where the store has metadata (Vault KV v2, AWS tags)."""
     now = now or datetime.now(timezone.utc)
     backend = config.backends[target.backend]
@@ -53,6 +63,8 @@ def target_status(config: Config, target: Target, now: datetime | None = None) -
     try:
         if backend.metadata_without_secret:
             _from_metadata(status, backend, target)
+            if status.written_by_hand:
+                _repair_if_ours(status, backend, target)
         else:
             _from_record(status, backend, target)
     except (BackendError, RecordError, ValueError) as exc:
@@ -65,7 +77,7 @@ def target_status(config: Config, target: Target, now: datetime | None = None) -
     status.next_due = next_due(target.schedule, status.issued_at, status.expires_at, now)
     if status.written_by_hand:
         status.state = "foreign-write"
-        status.last_error = status.last_error or "the current version was written outside the rotator"
+        status.last_error = status.last_error or _FOREIGN
     elif status.expires_at is not None and status.expires_at <= now:
         status.state = "expired"
     elif status.next_due is not None and status.next_due <= now:
@@ -104,3 +116,31 @@ def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -
     status.generation, status.retired_waiting = record.generation, len(record.retired)
     status.last_error = stored.metadata.get("last_error") or None
     status.last_rotation = stored.metadata.get("last_rotation") or None
+
+
+def _repair_if_ours(status: TargetStatus, backend: SecretBackend, target: Target) -> None:
+    """The current version is not the one the metadata describes. When it holds this target's
+    record of a later generation, the rotator wrote it and only the metadata write was lost (a
+    write that timed out and landed later): repair the metadata and report from the record.
+    Anything else stays a write made outside the rotator."""
+    stored = backend.read(target.path)
+    try:
+        record = SecretRecord.loads(stored.text) if stored.text is not None else None
+    except RecordError:
+        return
+    if record is None or (record.target and record.target != target.name):
+        return
+    if status.generation is not None and record.generation <= status.generation:
+        return
+    meta = {**stored.metadata, "token_id": status.token_id or "", "generation": str(status.generation or 0)}
+    status.repaired = repair_metadata(target, backend, record, meta, stored.version)
+    if status.repaired is None:
+        return
+    status.written_by_hand = False
+    status.last_error = None if status.last_error == _FOREIGN else status.last_error
+    status.token_id, status.username = record.token_id, record.username
+    status.issued_at, status.expires_at = record.issued_at, record.expires_at
+    status.generation, status.retired_waiting = record.generation, len(record.retired)
+
+
+_FOREIGN = "the current version was written outside the rotator"

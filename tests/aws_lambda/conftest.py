@@ -55,13 +55,17 @@ def harness(moto_server, lambda_function, emulator, monkeypatch):
     for name in ("REVOKE_PREVIOUS", "PREVIOUS_TOKEN_GRACE", "ORPHAN_GRACE", "TEST_SECRET_TIMEOUT", "TOKEN_SCOPE"):
         monkeypatch.delenv(name, raising=False)
     sleeps: list[float] = []
-    monkeypatch.setattr(aws_lambda, "sleep", sleeps.append)
-    monkeypatch.setattr(aws_lambda._state, "admin", {})  # each test's emulator has its own admin token
+    # A container of its own per test (each test's emulator has its own admin token), whose sleep
+    # is recorded instead of slept.
+    container = aws_lambda.Container(sleep=sleeps.append)
+    previous = aws_lambda.install(container)
     admin = AccessClient(emulator.url, access_token=emulator.admin_token)
     try:
         yield Harness(sm=sm, moto_url=moto_server.url, function_arn=lambda_function, emulator=emulator,
-                      admin=admin, monkeypatch=monkeypatch, sleeps=sleeps)
+                      admin=admin, monkeypatch=monkeypatch, sleeps=sleeps,
+                      container=container)
     finally:
+        aws_lambda.install(previous)
         admin.close()
         sm.close()
 

@@ -24,7 +24,8 @@ def test_importing_the_handler_loads_no_daemon_vault_or_yaml_code():
 
 def test_importing_the_handler_creates_no_client():
     code = ("import rotator.aws_lambda as m\n"
-            "print(m._state.secretsmanager is None and m._state._jfrog is None)")
+            "c = m.container.current()\n"
+            "print(c.secrets_manager is None and c.jfrog_client is None)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                          check=True).stdout
     assert out.strip() == "True"
@@ -53,7 +54,8 @@ def test_the_template_wires_rotation_as_the_issue_asks():
     statements = by_type["AWS::IAM::Role"]["Policies"][0]["PolicyDocument"]["Statement"]
     rotate = next(s for s in statements if s.get("Sid") == "RotateTheTokenSecret")
     assert sorted(rotate["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                                        "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+                                        "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+                                        "secretsmanager:UpdateSecretVersionStage"]
     assert rotate["Resource"] == {"Ref": "TokenSecret"}
     actions = json.dumps(statements)
     assert "secretsmanager:*" not in actions and '"*"' not in json.dumps(rotate)
@@ -65,7 +67,7 @@ def test_the_example_iam_policy_is_valid_json_with_the_four_actions():
                                                              else s["Action"]) if a.startswith("secretsmanager:"))
     assert actions == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
                        "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
-                       "secretsmanager:UpdateSecretVersionStage"]
+                       "secretsmanager:TagResource", "secretsmanager:UpdateSecretVersionStage"]
 
 
 def test_make_lambda_zip_packages_only_what_the_handler_needs(tmp_path):

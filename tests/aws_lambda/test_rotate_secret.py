@@ -11,7 +11,10 @@ import pytest
 
 from backends.aws_secretsmanager import SecretsManagerBackend
 from rotator.aws_lambda import RotationFailed, RotationSetupError
-from rotator.engine import Engine, TargetPolicy
+from rotator.core.schedule import next_due
+from rotator.core.target import Target
+from rotator.engine import Engine
+from rotator.engine.status import target_status
 from rotator.jfrog import AccessClient
 from rotator.core.token_spec import TokenSpec
 from tests.fixtures.lambda_harness import STEPS
@@ -117,7 +120,7 @@ def daemon(harness, moto_server):
                     clock=lambda: datetime.now(timezone.utc) + clock_offset[0])
 
     def policy(arn, target):
-        return TargetPolicy(name=target, backend="aws", path=arn, overlap=3600, orphan_grace=600,
+        return Target(name=target, backend="aws", path=arn, overlap=3600, orphan_grace=600,
                             token=TokenSpec(username="ci", groups="deployers", expiry=7200, force_revocable=True))
 
     engine.policy = policy
@@ -218,3 +221,48 @@ def test_the_engine_reads_what_the_lambda_wrote_and_vice_versa(routed, daemon):
     record = routed.current(arn)
     assert record.scope == "applied-permissions/groups:readers" and record.rotator_extra["note"] == "kept"
     assert uuid.UUID(routed.holder(arn, "AWSCURRENT"))
+
+
+# -- every door writes the same metadata ----------------------------------------------------------
+class _Stores:
+    """What ``target_status`` needs of a config: the stores by name."""
+
+    def __init__(self, backends):
+        self.backends = backends
+
+
+def _assert_everything_names(daemon, target, record):
+    """The record, the tags, ``status`` and the daemon's next due time all follow ``record``."""
+    backend = daemon.backends["aws"]
+    tags = backend.read_metadata(target.path)
+    assert tags["token_id"] == record.token_id and tags["generation"] == str(record.generation)
+    status = target_status(_Stores(daemon.backends), target)
+    assert status.token_id == record.token_id and status.generation == record.generation
+    assert status.expires_at == record.expires_at and status.issued_at == record.issued_at
+    now = datetime.now(timezone.utc)
+    assert status.next_due == next_due(target.schedule, record.issued_at, record.expires_at, now)
+
+
+def test_a_lambda_rotation_after_a_daemon_rotation_leaves_every_view_on_the_current_token(routed, daemon):
+    arn, seed = routed.seeded_secret()
+    target = daemon.policy(arn, seed.target)
+    assert daemon.rotate(target).outcome == "rotated"     # the daemon writes record + tags
+    routed.begin(arn)                                     # then one Lambda rotation
+    assert routed.failures == []
+    record = routed.current(arn)
+    assert record.generation == seed.generation + 2
+    _assert_everything_names(daemon, target, record)
+    assert daemon.backends["aws"].read_metadata(arn)["last_reason"] == "Secrets Manager rotation"
+
+
+def test_a_daemon_rotation_after_a_lambda_rotation_leaves_every_view_on_the_current_token(routed, daemon):
+    arn, seed = routed.seeded_secret()
+    target = daemon.policy(arn, seed.target)
+    routed.begin(arn)
+    assert routed.failures == []
+    _assert_everything_names(daemon, target, routed.current(arn))
+    result = daemon.rotate(target)
+    assert result.outcome == "rotated", result.error
+    record = routed.current(arn)
+    assert record.token_id == result.token_id
+    _assert_everything_names(daemon, target, record)

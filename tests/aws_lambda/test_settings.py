@@ -7,7 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rotator.aws_lambda import retired_after, target_name
+from rotator.core.target import target_name_for as target_name
+from rotator.engine import AfterNextRotation
+
+
+def retired_after(current, *, policy, now, grace):
+    return AfterNextRotation(policy, grace).retired(current, "recreate", "new-token-id", now)
 from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError, token_overrides, token_spec
 from rotator.core.record import RetiredToken, SecretRecord
 

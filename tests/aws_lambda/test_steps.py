@@ -11,7 +11,8 @@ import pytest
 
 from rotator import aws_lambda
 from rotator.aws_lambda import RotationFailed, RotationSetupError
-from rotator.engine import description_tag
+from rotator.core.tags import description_tag
+from rotator.core.target import target_name_for
 from tests.fixtures.lambda_harness import STEPS, placeholder_for_empty_secret
 
 
@@ -19,9 +20,9 @@ class Crash(BaseException):
     """The process dies here (not an Exception: nothing may clean up after it)."""
 
 
-def on_call(operation: str, action, hook: str = "before-call"):
+def on_call(harness, operation: str, action, hook: str = "before-call"):
     """Run ``action`` when the handler's client calls ``operation``; returns an unregister function."""
-    client = aws_lambda._state.secretsmanager
+    client = harness.container.secrets_manager
     event = f"{hook}.secrets-manager.{operation}"
     unique = f"test-{uuid.uuid4().hex}"
     client.meta.events.register(event, action, unique_id=unique)
@@ -52,12 +53,12 @@ def test_every_step_twice_mints_once_and_promotes_the_new_version(harness):
 def test_a_crash_between_mint_and_put_is_retried_and_its_orphan_swept(harness):
     arn, seed = harness.seeded_secret()
     token = harness.begin(arn)
-    aws_lambda._state.backend(aws_lambda.LambdaSettings.from_env(), arn)  # the handler's client exists now
+    harness.container.backend(aws_lambda.LambdaSettings.from_env(), arn)  # the handler's client exists now
 
     def crash(**kwargs):
         raise Crash()
 
-    unregister = on_call("PutSecretValue", crash)
+    unregister = on_call(harness, "PutSecretValue", crash)
     try:
         with pytest.raises(Crash):
             harness.step(arn, token, "createSecret")
@@ -97,7 +98,7 @@ def test_bootstrap_mints_the_first_token_into_an_empty_secret(harness):
     record = harness.current(arn)
     assert record.generation == 1 and record.retired == () and record.username == "ci"
     assert record.scope == "applied-permissions/groups:deployers"
-    assert record.target == aws_lambda.target_name(name) and ":" not in record.target
+    assert record.target == target_name_for(name) and ":" not in record.target
     assert harness.emulator.authenticates(record.access_token) and harness.emulator.mint_count == 1
 
 
@@ -249,7 +250,7 @@ def test_a_failed_mint_leaves_current_and_a_later_rotation_completes(harness):
     old = harness.holder(arn, "AWSCURRENT")
     token = harness.begin(arn)
     harness.emulator.inject_fault("/access/api/v1/tokens", method="POST", status=403)
-    with pytest.raises(RotationFailed, match="createSecret: POST /access/api/v1/tokens failed"):
+    with pytest.raises(RotationFailed, match="createSecret: create token failed \\(POST /access/api/v1/tokens\\)"):
         harness.step(arn, token, "createSecret")
     assert harness.holder(arn, "AWSCURRENT") == old and harness.current(arn).token_id == seed.token_id
     later = harness.rotate(arn)
@@ -278,7 +279,7 @@ def test_test_secret_retries_briefly_then_fails_and_leaves_current(harness, monk
     harness.run_steps(arn, token, ["createSecret", "setSecret"])
     failed_token = harness.tagged(seed.target, token)[0]["token_id"]
     harness.emulator.inject_fault("/access/api/v1/tokens/me", status=401, count=1000)
-    with pytest.raises(RotationFailed, match=f"testSecret: the pending token {failed_token} does not work"):
+    with pytest.raises(RotationFailed, match=f"testSecret: the new token {failed_token} does not work"):
         harness.step(arn, token, "testSecret")
     assert 2 <= len(harness.sleeps) and sum(harness.sleeps) <= 3
     assert harness.holder(arn, "AWSCURRENT") == old
@@ -306,7 +307,7 @@ def test_a_failed_label_move_leaves_current_and_a_retry_finishes(harness):
     def refuse(**kwargs):
         raise RuntimeError("injected: the network is gone")
 
-    unregister = on_call("UpdateSecretVersionStage", refuse)
+    unregister = on_call(harness, "UpdateSecretVersionStage", refuse)
     try:
         with pytest.raises(RuntimeError):
             harness.step(arn, token, "finishSecret")
@@ -367,18 +368,18 @@ def test_invocations_reuse_one_boto3_client_and_one_jfrog_session(harness):
     arn, _ = harness.seeded_secret()
     token = harness.begin(arn)
     harness.step(arn, token, "createSecret")
-    client, jfrog = aws_lambda._state.secretsmanager, aws_lambda._state._jfrog
+    client, jfrog = harness.container.secrets_manager, harness.container.jfrog_client
     harness.step(arn, token, "setSecret")
     harness.step(arn, token, "testSecret")
-    assert aws_lambda._state.secretsmanager is client and aws_lambda._state._jfrog is jfrog
+    assert harness.container.secrets_manager is client and harness.container.jfrog_client is jfrog
 
 
 def test_rotation_token_is_passed_to_put_secret_value(harness):
     arn, _ = harness.seeded_secret()
     token = harness.begin(arn)
-    aws_lambda._state.backend(aws_lambda.LambdaSettings.from_env(), arn)
+    harness.container.backend(aws_lambda.LambdaSettings.from_env(), arn)
     seen = []
-    unregister = on_call("PutSecretValue", lambda params, **kw: seen.append(params.get("RotationToken")),
+    unregister = on_call(harness, "PutSecretValue", lambda params, **kw: seen.append(params.get("RotationToken")),
                          hook="provide-client-params")
     try:
         harness.step(arn, token, "createSecret", RotationToken="rotation-token-from-secrets-manager-0123")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rotator.config import Schedule, Target
+from rotator.core.target import Schedule, Target
 from rotator.daemon import cron_max_gap, schedule_problem
 from rotator.core.schedule import jittered, next_due
 from rotator.core.token_spec import TokenSpec

@@ -12,7 +12,8 @@ import pytest
 from backends.base import create_backend
 from rotator.core.options import Options
 from tests.fixtures.moto_server import aws_env
-from rotator.engine import Engine, TargetPolicy
+from rotator.core.target import Target
+from rotator.engine import Engine
 from rotator.jfrog import AccessClient
 from rotator.core.token_spec import TokenSpec
 
@@ -108,7 +109,7 @@ def read_raw(store, path):
 
 @pytest.fixture
 def target():
-    return TargetPolicy(name="ci", backend="store", path=f"jfrog/ci-{uuid.uuid4().hex[:8]}",
+    return Target(name="ci", backend="store", path=f"jfrog/ci-{uuid.uuid4().hex[:8]}",
                        token=TokenSpec(username="ci", groups="deployers", expiry=7200, force_revocable=True),
                         overlap=3600, orphan_grace=0)
 
@@ -134,5 +135,5 @@ def engine(make_engine, store):
     return make_engine(store)
 
 
-def with_(target: TargetPolicy, **changes) -> TargetPolicy:
+def with_(target: Target, **changes) -> Target:
     return replace(target, **changes)

@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
-from rotator.engine import RotationStep, description_tag
+from rotator.core.tags import description_tag
+from rotator.engine import RotationStep
 from rotator.core.record import SecretRecord
 from tests.engine.conftest import read_raw, with_, write_raw
 

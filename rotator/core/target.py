@@ -1,0 +1,81 @@
+"""The target model: one token kept fresh in one store, and when it is due.
+
+Pure data and the rules that go with it (target names, strategies, defaults); the YAML loader
+(:mod:`rotator.config`) and the Lambda's settings build these, the engine and the daemon read
+them. See docs/configuration.md for every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from rotator.core.token_spec import TokenSpec
+
+#: Target names go into the token description tag ``jfrog-rotator:<target>:<rotation id>``.
+TARGET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+TARGET_NAME_HINT = "letters, digits, '.', '_' and '-' only (it goes into the token description tag)"
+_TARGET_NAME = re.compile(TARGET_NAME)
+
+STRATEGIES = ("recreate", "refresh", "self")
+FORMATS = ("record",)
+DEFAULT_OVERLAP = 3600
+DEFAULT_ORPHAN_GRACE = 600
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a target is due: ``every`` seconds, a ``cron`` line, or ``before_expiry``."""
+
+    kind: str
+    every: int | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    before_expiry_seconds: int | None = None
+    before_expiry_fraction: float | None = None
+    jitter: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "every":
+            return f"every {self.every}s"
+        if self.kind == "cron":
+            return f"cron '{self.cron}' ({self.timezone})"
+        if self.before_expiry_fraction is not None:
+            return f"{self.before_expiry_fraction:.0%} of the lifetime before expiry"
+        return f"{self.before_expiry_seconds}s before expiry"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One token kept fresh in one store: what to mint, how, where it is stored and when.
+
+    ``overlap``: how long a replaced token stays valid (listed in the record's ``retired``) before
+    it is revoked. ``orphan_grace``: how old an unknown token tagged for this target must be before
+    the sweep revokes it (a rotation may be in flight on another replica).
+    """
+
+    name: str
+    backend: str
+    path: str
+    token: TokenSpec
+    strategy: str = "recreate"
+    overlap: int = DEFAULT_OVERLAP
+    fallback_to_recreate: bool = True
+    orphan_grace: int = DEFAULT_ORPHAN_GRACE
+    schedule: Schedule = field(default_factory=lambda: Schedule("before_expiry", before_expiry_fraction=0.25))
+    format: str = "record"
+
+
+def is_target_name(name: str) -> bool:
+    return bool(_TARGET_NAME.fullmatch(name))
+
+
+def target_name_for(secret_name: str) -> str:
+    """A target name for a store path that has no record yet (the Lambda's secrets): the name itself
+    when it is a valid target name, else its valid characters plus a hash of the whole name
+    (``jfrog/ci`` -> ``jfrog-ci-1a2b3c4d``), so two paths never share a tag."""
+    if is_target_name(secret_name):
+        return secret_name
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", secret_name).strip("-._")[:90] or "secret"
+    return f"{base}-{hashlib.sha256(secret_name.encode('utf-8')).hexdigest()[:8]}"

@@ -1,0 +1,81 @@
+"""What a rotation or a sweep reports: the step names, the error type and the result objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from rotator.core.record import utc_iso
+from rotator.core.redact import scrub
+
+
+class RotationStep(str, Enum):
+    READ = "read"
+    MINT = "mint"
+    VERIFY = "verify"
+    STORE = "store"
+    RETIRE = "retire"
+
+
+#: Called as ``hook(step, "before" | "after", rotation_id)``; tests and the crash suite use it to
+#: stop or kill the process at a chosen point. Exceptions it raises abort the rotation there.
+StepHook = Callable[[RotationStep, str, str], None]
+
+
+class RotationError(Exception):
+    """A rotation failed at ``step``; the message says why (never a secret)."""
+
+    def __init__(self, target: str, step: RotationStep, message: str) -> None:
+        self.target = target
+        self.step = step
+        self.detail = scrub(message)
+        super().__init__(scrub(f"{target}: {step.value}: {message}"))
+
+
+@dataclass
+class RotationResult:
+    target: str
+    rotation_id: str
+    outcome: str  # rotated | lost-race | skipped | dry-run | failed
+    reason: str
+    strategy: str = ""
+    token_id: str | None = None
+    previous_token_id: str | None = None
+    generation: int | None = None
+    expires_at: datetime | None = None
+    revoked: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    error: str | None = None
+    step: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "target": self.target, "outcome": self.outcome, "reason": self.reason, "rotation_id": self.rotation_id,
+            "strategy": self.strategy, "token_id": self.token_id, "previous_token_id": self.previous_token_id,
+            "generation": self.generation, "expires_at": utc_iso(self.expires_at) if self.expires_at else None,
+            "revoked": self.revoked, "duration_seconds": round(self.duration, 3), "error": self.error,
+            "failed_step": self.step,
+        }
+        if self.warnings:  # the rotation is done; something beside it (metadata, a revoke) is left to repair
+            out["warnings"] = self.warnings
+        return out
+
+
+@dataclass
+class SweepResult:
+    target: str
+    retired_revoked: list[str] = field(default_factory=list)
+    orphans_revoked: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    repaired: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "retired_revoked": self.retired_revoked,
+                               "orphans_revoked": self.orphans_revoked, "errors": self.errors}
+        if self.repaired:
+            out["repaired"] = self.repaired
+        return out

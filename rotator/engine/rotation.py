@@ -1,0 +1,131 @@
+"""One rotation and one sweep, as the CLI and the daemon run them: the steps chained top to bottom.
+
+    READ    the current record and its version (metadata that disagrees with it is repaired)
+    MINT    a new token (recreate: admin mints; refresh: refresh grant; self: the token mints its successor)
+    VERIFY  GET /tokens/me with the new token (briefly retried)
+    STORE   compare-and-set write of the new record, which lists the previous token in ``retired``
+    RETIRE  revoke retired tokens that are due (overlap 0: the previous one, right away)
+
+Invariants (docs/architecture.md): the store always holds a token that works; a token we minted
+is stored, listed in ``retired`` or revoked; a crash at any step converges on the next rotate +
+sweep; no secret in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from rotator.core.target import Target
+from rotator.engine.records import Overlap
+from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
+from rotator.engine.steps import RotationSteps
+
+log = logging.getLogger("rotator.engine")
+
+
+class Engine(RotationSteps):
+    """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
+    (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
+    token per request, so one kept-alive session serves everything."""
+
+    def __init__(self, *, step_hook: StepHook | None = None, **steps: Any) -> None:
+        super().__init__(**steps)
+        self.step_hook = step_hook
+
+    def rotate(self, target: Target, *, reason: str = "manual", dry_run: bool = False,
+               rotation_id: str | None = None, only_if_version: Any = None) -> RotationResult:
+        """Run one rotation of ``target``; never raises for remote failures (see ``outcome``).
+
+        ``only_if_version``: rotate only if the store still holds that version (a request seen at
+        version v is served once, however many daemons saw it); otherwise the outcome is
+        ``skipped`` and nothing is minted.
+        """
+        rid = rotation_id or str(uuid.uuid4())
+        result = RotationResult(target=target.name, rotation_id=rid, outcome="failed", reason=reason)
+        started = time.monotonic()
+        try:
+            self._rotate(target, result, dry_run, only_if_version)
+        except RotationError as exc:
+            result.error, result.step = str(exc), exc.step.value
+            if exc.step is not RotationStep.READ:  # an unreadable value is not ours to touch
+                self.record_failure(target, str(exc))
+        finally:
+            result.duration = time.monotonic() - started
+        log.info("rotation %s", result.outcome, extra={"target": target.name, "rotation_id": rid,
+                                                       "reason": reason, "duration": round(result.duration, 3),
+                                                       "step": result.step, "token_id": result.token_id})
+        return result
+
+    def _rotate(self, target: Target, result: RotationResult, dry_run: bool, only_if_version: Any) -> None:
+        rid = result.rotation_id
+
+        self._hook(RotationStep.READ, "before", rid)
+        current = self.read(target)
+        if current.repaired:
+            result.warnings.append(current.repaired)
+        result.previous_token_id = current.record.token_id if current.record else None
+        self._hook(RotationStep.READ, "after", rid)
+        if only_if_version is not None and current.version != only_if_version:
+            result.outcome = "skipped"  # someone rotated it since the request was seen
+            return
+
+        if dry_run:
+            result.outcome = "dry-run"
+            result.strategy = self.planned_strategy(target, current.record)
+            return
+
+        self._hook(RotationStep.MINT, "before", rid)
+        minted = self.mint(target, current.record, rid)
+        result.strategy, result.token_id = minted.strategy, minted.token.token_id
+        self._hook(RotationStep.MINT, "after", rid)
+
+        try:
+            self._hook(RotationStep.VERIFY, "before", rid)
+            self.verify(target, minted.token)
+            self._hook(RotationStep.VERIFY, "after", rid)
+            record = self.build_record(target, current.record, minted, Overlap(target.overlap))
+        except BaseException:
+            self.discard(target, minted.token, "it failed verification")
+            raise
+
+        self._hook(RotationStep.STORE, "before", rid)
+        version = self.store(target, current, record, minted, reason=result.reason, rotation_id=rid,
+                             warnings=result.warnings)
+        if version is None:
+            result.outcome = "lost-race"  # our token is already revoked
+            return
+        result.outcome, result.generation, result.expires_at = "rotated", record.generation, record.expires_at
+        self._hook(RotationStep.STORE, "after", rid)
+
+        self._hook(RotationStep.RETIRE, "before", rid)
+        revoked, done = self.revoke_due(target, record, [])
+        if done:
+            self.drop_retired(target, current.backend, record, version, done)
+        result.revoked = revoked
+        self._hook(RotationStep.RETIRE, "after", rid)
+
+    def sweep(self, target: Target) -> SweepResult:
+        """Revoke retired tokens that are due, and live tokens tagged for this target that the
+        store does not know (orphans of a crash), once they are older than ``orphan_grace``."""
+        result = SweepResult(target.name)
+        try:
+            current = self.read(target)
+        except RotationError as exc:
+            result.errors.append(str(exc))
+            return result
+        result.repaired = current.repaired
+        record = current.record
+        if record is not None:
+            revoked, done = self.revoke_due(target, record, result.errors)
+            if done:
+                self.drop_retired(target, current.backend, record, current.version, done)
+            result.retired_revoked = revoked
+        result.orphans_revoked = self.sweep_orphans(target, record, result.errors)
+        return result
+
+    def _hook(self, step: RotationStep, when: str, rid: str) -> None:
+        if self.step_hook is not None:
+            self.step_hook(step, when, rid)

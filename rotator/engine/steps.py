@@ -1,0 +1,432 @@
+"""The steps of one rotation, each a public method, so that every door drives the same code.
+
+``Engine.rotate`` chains them for the CLI and the daemon (READ, MINT, VERIFY, STORE, RETIRE); the
+Lambda's four handlers call them one per Secrets Manager step (READ + MINT + build + STAGE,
+VERIFY, PROMOTE + metadata + revoke due + orphan sweep). The credential used to mint and to clean
+up and the retire policy are given, not hard-coded. See docs/architecture.md ("One rotation").
+
+The steps do no I/O of their own: they call the JFrog client and the store they are given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from backends.base import (
+    BackendError,
+    CASConflict,
+    MetadataNotWritten,
+    SecretBackend,
+    StagingBackend,
+    StoredValue,
+    WriteOutcomeUnknown,
+)
+from rotator.core.record import RecordError, SecretRecord, utc_iso
+from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
+from rotator.core.target import Target
+from rotator.core.token_spec import SpecError
+from rotator.engine.records import RetirePolicy, metadata_drift, next_record, rotation_metadata
+from rotator.engine.results import RotationError, RotationStep
+from rotator.jfrog.client import AccessClient, TokenResponse
+from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
+from rotator.jfrog.jwt import InvalidTokenFormat
+
+log = logging.getLogger("rotator.engine")
+
+_RETRYABLE_VERIFY = (401, 403, 404)  # new credentials can take a moment to propagate
+
+
+@dataclass(frozen=True)
+class AdminCredential:
+    """The credential that mints (``recreate``) and cleans up: the JFrog client's own when ``read``
+    is ``None``, else a token read when needed (the Lambda's ``JFROG_ADMIN_SECRET_ARN``)."""
+
+    read: Callable[[], str] | None = None
+
+    def token(self) -> str | None:
+        return self.read() if self.read is not None else None
+
+
+@dataclass(frozen=True)
+class Current:
+    """What READ found: the store, its value and version, and the record in it (``None``: no
+    token yet). ``repaired`` says what READ fixed in the metadata beside the record."""
+
+    backend: SecretBackend
+    stored: StoredValue
+    record: SecretRecord | None
+    repaired: str | None = None
+
+    @property
+    def version(self) -> Any:
+        return self.stored.version
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: TokenResponse
+    strategy: str  # recreate | refresh | self
+
+
+def repair_metadata(target: Target, backend: SecretBackend, record: SecretRecord, metadata: Mapping[str, str],
+                    version: Any) -> str | None:
+    """Bring the metadata back in line with the record when they disagree (a value that landed
+    without the metadata write after it); returns what was repaired, ``None`` when nothing was."""
+    drift = metadata_drift(record, metadata)
+    if drift is None:
+        return None
+    updates: dict[str, str | None] = {**record.metadata()}
+    if backend.metadata_without_secret and version is not None:
+        updates["rotator_version"] = str(version)  # the version the rotator stands behind
+    try:
+        backend.patch_metadata(target.path, updates)
+    except BackendError as exc:
+        log.warning("%s: %s; repairing the metadata failed: %s", target.name, drift, exc)
+        return None
+    message = f"repaired the metadata of {backend.name}:{target.path}: {drift}"
+    log.warning("%s: %s", target.name, message, extra={"target": target.name})
+    return message
+
+
+class RotationSteps:
+    """The steps, over one JFrog client and the configured stores."""
+
+    def __init__(
+        self,
+        *,
+        jfrog: AccessClient,
+        backends: Mapping[str, SecretBackend],
+        has_admin: bool = False,
+        admin: AdminCredential | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        sleep: Callable[[float], None] = time.sleep,
+        verify_attempts: int = 5,
+        verify_delay: float = 0.2,
+        verify_timeout: float | None = None,
+    ) -> None:
+        self.jfrog = jfrog
+        self.backends = backends
+        self.admin = admin if admin is not None else (AdminCredential() if has_admin else None)
+        self.clock = clock
+        self.sleep = sleep
+        self.verify_attempts = verify_attempts
+        self.verify_delay = verify_delay
+        self.verify_timeout = verify_timeout
+
+    @property
+    def has_admin(self) -> bool:
+        return self.admin is not None
+
+    # -- READ -------------------------------------------------------------------------------
+    def backend(self, target: Target) -> SecretBackend:
+        try:
+            return self.backends[target.backend]
+        except KeyError:
+            raise RotationError(target.name, RotationStep.READ, f"no backend named {target.backend!r}") from None
+
+    def read(self, target: Target) -> Current:
+        """The current value and record; metadata that disagrees with the record is repaired."""
+        backend = self.backend(target)
+        try:
+            stored = backend.read(target.path)
+        except BackendError as exc:
+            raise RotationError(target.name, RotationStep.READ, str(exc)) from None
+        record = self.parse(target, backend, stored.text)
+        repaired = None
+        if record is not None and stored.metadata:
+            repaired = self.repair_metadata(target, backend, record, stored.metadata, stored.version)
+        return Current(backend, stored, record, repaired)
+
+    def parse(self, target: Target, backend: SecretBackend, text: str | None) -> SecretRecord | None:
+        if text is None:
+            return None
+        try:
+            record = SecretRecord.loads(text)
+        except RecordError as exc:
+            raise RotationError(target.name, RotationStep.READ,
+                                f"the stored value at {backend.name}:{target.path} is not a usable record "
+                                f"({exc}); it was left untouched: fix it or delete it to bootstrap") from None
+        if record.target and record.target != target.name:
+            raise RotationError(target.name, RotationStep.READ,
+                                f"{backend.name}:{target.path} belongs to target {record.target!r}; "
+                                "two targets must not share a path") from None
+        return record
+
+    def repair_metadata(self, target: Target, backend: SecretBackend, record: SecretRecord,
+                        metadata: Mapping[str, str], version: Any) -> str | None:
+        return repair_metadata(target, backend, record, metadata, version)
+
+    # -- MINT -------------------------------------------------------------------------------
+    def planned_strategy(self, target: Target, current: SecretRecord | None) -> str:
+        if target.strategy == "refresh" and not (current and current.refresh_token):
+            return "recreate"
+        if target.strategy == "self" and current is None:
+            return "recreate"
+        return target.strategy
+
+    def mint(self, target: Target, current: SecretRecord | None, rotation_id: str) -> Minted:
+        """A new token, by the target's strategy (a refresh falls back to recreate when allowed)."""
+        if target.strategy == "refresh":
+            if current and current.refresh_token:
+                try:
+                    return Minted(self._refresh(target, current), "refresh")
+                except JFrogHTTPError as exc:
+                    if exc.status not in (400, 401, 404) or not (target.fallback_to_recreate and self.has_admin):
+                        raise RotationError(target.name, RotationStep.MINT, f"refresh failed: {exc}") from None
+                    log.warning("%s: refresh token unusable (%s %s); falling back to recreate",
+                                target.name, exc.status, exc.first_message())
+                except JFrogError as exc:
+                    raise RotationError(target.name, RotationStep.MINT, f"refresh failed: {exc}") from None
+            elif current is not None and not (target.fallback_to_recreate and self.has_admin):
+                raise RotationError(target.name, RotationStep.MINT,
+                                    "no refresh token stored and recreating is not allowed for this target")
+            return Minted(self._create(target, rotation_id, token=None), "recreate")  # also the first token
+        if target.strategy == "self":
+            if current is not None:
+                return Minted(self._create(target, rotation_id, token=current.access_token), "self")
+            if not self.has_admin:
+                raise RotationError(target.name, RotationStep.MINT,
+                                    "strategy self needs a token in the store to mint its successor "
+                                    "(store a first token, or configure an admin credential to bootstrap)")
+        return Minted(self._create(target, rotation_id, token=None), "recreate")
+
+    def _create(self, target: Target, rotation_id: str, *, token: str | None) -> TokenResponse:
+        if token is None:
+            if self.admin is None:
+                raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
+            token = self.admin.token()
+        try:
+            spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
+        except SpecError as exc:
+            raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
+        try:
+            return self.jfrog.create_token(spec.request_body(), token=token)
+        except JFrogError as exc:
+            raise RotationError(target.name, RotationStep.MINT,
+                                f"create token failed (POST /access/api/v1/tokens): {exc}") from None
+
+    def _refresh(self, target: Target, current: SecretRecord) -> TokenResponse:
+        return self.jfrog.refresh_token(
+            current.refresh_token or "",
+            access_token=current.access_token,
+            expires_in=target.token.expiry,
+            include_reference_token=target.token.reference,
+        )
+
+    # -- VERIFY -----------------------------------------------------------------------------
+    def verify(self, target: Target, token: TokenResponse | SecretRecord) -> int:
+        """``GET /access/api/v1/tokens/me`` with the new token, retried with backoff while it may
+        still be propagating (401/403/404, no connection), for ``verify_attempts`` tries or
+        ``verify_timeout`` seconds. Returns the number of attempts."""
+        delay, waited, attempt = self.verify_delay, 0.0, 0
+        started = time.monotonic()
+        while True:
+            attempt += 1
+            try:
+                me = self.jfrog.get_me(token=token.access_token)
+                break
+            except (JFrogHTTPError, JFrogConnectionError) as exc:
+                retryable = isinstance(exc, JFrogConnectionError) or exc.status in _RETRYABLE_VERIFY
+                spent = max(waited, time.monotonic() - started)
+                out_of_time = self.verify_timeout is not None and spent + delay > self.verify_timeout
+                if not retryable or out_of_time or (self.verify_timeout is None and attempt >= self.verify_attempts):
+                    raise RotationError(target.name, RotationStep.VERIFY,
+                                        f"the new token {token.token_id} does not work (attempt {attempt}): "
+                                        f"{exc}") from None
+                self.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+            except JFrogError as exc:
+                raise RotationError(target.name, RotationStep.VERIFY, f"cannot verify the new token: {exc}") from None
+        if me.get("token_id") and me["token_id"] != token.token_id:
+            raise RotationError(target.name, RotationStep.VERIFY,
+                                f"GET /tokens/me answered for token {me['token_id']}, not {token.token_id}")
+        return attempt
+
+    # -- build ------------------------------------------------------------------------------
+    def build_record(self, target: Target, current: SecretRecord | None, minted: Minted, policy: RetirePolicy,
+                     *, now: datetime | None = None) -> SecretRecord:
+        now = now or self.clock()
+        retired = policy.retired(current, minted.strategy, minted.token.token_id, now)
+        try:
+            return next_record(current, minted.token, target=target.name, url=self.jfrog.url, now=now,
+                               retired=retired)
+        except InvalidTokenFormat as exc:
+            raise RotationError(target.name, RotationStep.VERIFY, f"the new access token is not a JWT: {exc}") from None
+
+    # -- STORE ------------------------------------------------------------------------------
+    def store(self, target: Target, current: Current, record: SecretRecord, minted: Minted, *,
+              reason: str, rotation_id: str, warnings: list[str]) -> Any:
+        """Compare-and-set write of ``record`` with the rotation's metadata; the new version, or
+        ``None`` when another writer won (our token is revoked then)."""
+        backend = current.backend
+        metadata = rotation_metadata(record, reason=reason, now=self.clock())
+        try:
+            return backend.write(target.path, record.dumps(), expected_version=current.version,
+                                 metadata=metadata, rotation_id=rotation_id)
+        except CASConflict:
+            self.discard(target, minted.token, "another writer stored a token first")
+            log.info("%s: lost the compare-and-set race; revoked our token %s", target.name, minted.token.token_id)
+            return None
+        except MetadataNotWritten as exc:
+            warnings.append(f"{exc}; the next status, sweep or rotation repairs the metadata")
+            log.warning("%s: %s", target.name, warnings[-1])
+            return exc.version
+        except WriteOutcomeUnknown as exc:
+            version = self._resolve_unknown_write(target, backend, minted.token, exc)
+            self.write_metadata(target, backend, {**metadata, **self._version_key(backend, version)}, warnings)
+            return version
+        except BackendError as exc:
+            self.discard(target, minted.token, "it could not be stored")
+            raise RotationError(target.name, RotationStep.STORE, str(exc)) from None
+
+    def _resolve_unknown_write(self, target: Target, backend: SecretBackend, minted: TokenResponse,
+                               exc: BackendError) -> Any:
+        """The write may have landed: never revoke a token the store might now hand out."""
+        try:
+            again = backend.read(target.path)
+            landed = again.text is not None and SecretRecord.loads(again.text).token_id == minted.token_id
+        except (BackendError, RecordError):
+            raise RotationError(target.name, RotationStep.STORE,
+                                f"{exc}; the outcome is unknown: token {minted.token_id} was kept (if it was "
+                                "stored, the next status, sweep or rotation repairs the metadata; if not, "
+                                "a sweep revokes it)") from None
+        if landed:
+            return again.version
+        self.discard(target, minted, "it was not stored")
+        raise RotationError(target.name, RotationStep.STORE, str(exc))
+
+    @staticmethod
+    def _version_key(backend: SecretBackend, version: Any) -> dict[str, str]:
+        return {"rotator_version": str(version)} if backend.metadata_without_secret and version is not None else {}
+
+    def write_metadata(self, target: Target, backend: SecretBackend, metadata: Mapping[str, str | None],
+                       warnings: list[str]) -> None:
+        """Merge the rotation's metadata beside a value already stored (a failure is a warning:
+        the value is what counts, and the next read repairs the metadata)."""
+        try:
+            backend.patch_metadata(target.path, metadata)
+        except BackendError as exc:
+            warnings.append(f"stored, but the metadata update failed ({exc}); the next status, sweep or "
+                            "rotation repairs it")
+            log.warning("%s: %s", target.name, warnings[-1])
+
+    # -- staging stores (the Lambda) ----------------------------------------------------------
+    def staging_backend(self, target: Target) -> StagingBackend:
+        backend = self.backend(target)
+        if not isinstance(backend, StagingBackend):
+            raise RotationError(target.name, RotationStep.STORE, f"{backend.name} has no staging labels")
+        return backend
+
+    def promote(self, target: Target, record: SecretRecord, rotation_id: str, expected_version: Any, *,
+                reason: str, warnings: list[str]) -> Any:
+        """Make pending version ``rotation_id`` current (compare-and-set on the label), then write
+        the same metadata a STORE writes. :class:`~backends.base.CASConflict` when another writer won."""
+        backend = self.staging_backend(target)
+        version = backend.promote(target.path, rotation_id, expected_version)
+        metadata = rotation_metadata(record, reason=reason, now=self.clock())
+        self.write_metadata(target, backend, {**metadata, **self._version_key(backend, version)}, warnings)
+        return version
+
+    # -- RETIRE and the sweep ---------------------------------------------------------------
+    def credential_for(self, record: SecretRecord | None) -> str | None:
+        """Who revokes and lists: the admin credential, else the stored token itself."""
+        if self.admin is not None:
+            return self.admin.token()
+        return record.access_token if record else None
+
+    def revoke_due(self, target: Target, record: SecretRecord, errors: list[str]) -> tuple[list[str], set[str]]:
+        """Revoke the retired tokens whose ``revoke_after`` has come. Returns the ids revoked and
+        the ids that are done (revoked, or expired already: nothing left to revoke)."""
+        now = self.clock()
+        revoked: list[str] = []
+        done: set[str] = set()
+        credential = self.credential_for(record)
+        for retired in record.retired:
+            if retired.revoke_after > now:
+                continue
+            if retired.expires_at is not None and retired.expires_at <= now:
+                done.add(retired.token_id)
+            elif self.revoke(target, retired.token_id, credential, errors):
+                revoked.append(retired.token_id)
+                done.add(retired.token_id)
+        return revoked, done
+
+    def drop_retired(self, target: Target, backend: SecretBackend, record: SecretRecord, version: Any,
+                     done: set[str]) -> None:
+        """Rewrite the record without the ``done`` entries (CAS on ``version``)."""
+        remaining = record.without_retired(done)
+        try:
+            backend.write(target.path, remaining.dumps(), expected_version=version,
+                          metadata=remaining.metadata(), rotation_id=f"retire-{version}")
+        except BackendError as exc:  # the entries stay listed; a later sweep removes them
+            log.warning("%s: revoked retired token(s) but could not update the record: %s", target.name, exc)
+
+    def sweep_orphans(self, target: Target, record: SecretRecord | None, errors: list[str], *,
+                      this_rotation: str | None = None) -> list[str]:
+        """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
+        crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
+        minting and was run again) at once."""
+        credential = self.credential_for(record)
+        if self.admin is None and credential is None:
+            return []
+        try:
+            tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
+        except JFrogError as exc:
+            errors.append(f"{target.name}: list tokens: {exc}")
+            return []
+        known = set()
+        if record is not None:
+            known.add(record.token_id)
+            known.update(r.token_id for r in record.retired)
+        cutoff = self.clock().timestamp() - target.orphan_grace
+        revoked = []
+        for token in tokens:
+            token_id = str(token.get("token_id") or "")
+            description = token.get("description")
+            if not token_id or token_id in known or tag_target(description) != target.name:
+                continue
+            issued = token.get("issued_at")
+            ours = this_rotation is not None and tag_rotation(description) == this_rotation
+            if not ours and isinstance(issued, (int, float)) and issued > cutoff:
+                continue  # may belong to a rotation still in flight on another replica
+            if self.revoke(target, token_id, credential, errors):
+                revoked.append(token_id)
+        return revoked
+
+    def revoke(self, target: Target, token_id: str, credential: str | None, errors: list[str]) -> bool:
+        try:
+            self.jfrog.revoke_token(token_id, token=credential)
+            return True
+        except JFrogError as exc:
+            message = f"{target.name}: revoke {token_id}: {exc}"
+            log.warning("%s", message)
+            errors.append(message)
+            return False
+
+    def discard(self, target: Target, minted: TokenResponse, why: str) -> bool:
+        """Revoke a token that was minted but will not be stored (with itself when there is no
+        admin); a failure is logged, and a sweep finds the token later by its tag."""
+        credential = self.admin.token() if self.admin is not None else minted.access_token
+        try:
+            self.jfrog.revoke_token(minted.token_id, token=credential)
+        except JFrogError as exc:
+            log.warning("%s: could not revoke new token %s (%s); a sweep will retry", target.name,
+                        minted.token_id, exc)
+            return False
+        log.info("%s: revoked new token %s because %s", target.name, minted.token_id, why)
+        return True
+
+    def record_failure(self, target: Target, message: str) -> None:
+        try:
+            backend = self.backends[target.backend]
+            if backend.read_metadata(target.path) is not None:
+                backend.patch_metadata(target.path, {"last_error": " ".join(message.split())[:500],
+                                                     "last_error_at": utc_iso(self.clock())})
+        except Exception as exc:  # reporting a failure must never hide it
+            log.debug("%s: could not record the failure in the store: %s", target.name, exc)
