@@ -1,7 +1,8 @@
 """SecretsManagerBackend against moto's server over real HTTP on 127.0.0.1.
 
 Assertions on labels read ``describe_secret()["VersionIdsToStages"]`` and values are read with
-``VersionStage="AWSCURRENT"``: moto's stage-less read can return a stale version (reference §2.5.4).
+``VersionStage="AWSCURRENT"``: moto answers a read without stage or version from an internal default
+version that ``UpdateSecretVersionStage`` does not move, so it can return a stale value.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def test_promote_with_stale_expected_version_conflicts_and_drops_pending(aws_bac
 
 
 def test_promote_no_current_bootstraps_first_value(aws_backend):
-    # Rotation enabled before any value (reference §4.1): no version holds AWSCURRENT.
+    # Rotation enabled before any value was stored: no version holds AWSCURRENT.
     old = create(aws_backend, "jfrog/ci")
     aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
                                                    RemoveFromVersionId=old)
@@ -381,7 +382,10 @@ def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
     loaded = {m for m in modules_after_import("backends.aws_secretsmanager")
               if m.split(".")[0] in ("hvac", "yaml", "apscheduler", "rotator", "backends")}
     assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
-                      "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact"}, loaded
+                      "backends.aws_secretsmanager.staging", "backends.aws_secretsmanager.tags",
+                      "backends.aws_secretsmanager.transport",
+                      "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact",
+                      "rotator.core.tags"}, loaded
 
 
 def test_none_metadata_values_never_become_the_text_none(aws_backend):
