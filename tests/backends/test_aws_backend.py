@@ -1,7 +1,8 @@
 """SecretsManagerBackend against moto's server over real HTTP on 127.0.0.1.
 
 Assertions on labels read ``describe_secret()["VersionIdsToStages"]`` and values are read with
-``VersionStage="AWSCURRENT"``: moto's stage-less read can return a stale version (reference §2.5.4).
+``VersionStage="AWSCURRENT"``: moto answers a read without stage or version from an internal default
+version that ``UpdateSecretVersionStage`` does not move, so it can return a stale value.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def test_promote_with_stale_expected_version_conflicts_and_drops_pending(aws_bac
 
 
 def test_promote_no_current_bootstraps_first_value(aws_backend):
-    # Rotation enabled before any value (reference §4.1): no version holds AWSCURRENT.
+    # Rotation enabled before any value was stored: no version holds AWSCURRENT.
     old = create(aws_backend, "jfrog/ci")
     aws_backend.client.update_secret_version_stage(SecretId="jfrog/ci", VersionStage="AWSCURRENT",
                                                    RemoveFromVersionId=old)
@@ -228,6 +229,64 @@ def test_promote_no_current_bootstraps_first_value(aws_backend):
     assert current_text(aws_backend, "jfrog/ci") == "first"
 
 
+def test_staging_says_which_version_holds_each_label(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "v2", rotation_id)
+    state = aws_backend.staging("jfrog/ci")
+    assert (state.name, state.current, state.pending, state.rotation_enabled) == ("jfrog/ci", old, rotation_id, False)
+    assert state.arn == aws_backend.client.describe_secret(SecretId="jfrog/ci")["ARN"]
+    assert state.versions == {old: ("AWSCURRENT",), rotation_id: ("AWSPENDING",)}
+    assert state.labels(rotation_id) == ("AWSPENDING",) and state.labels(rid()) is None
+
+
+def test_staging_of_a_secret_without_awscurrent_has_no_current(aws_backend):
+    aws_backend.client.create_secret(Name="jfrog/empty")
+    state = aws_backend.staging("jfrog/empty")
+    assert (state.current, state.pending, dict(state.versions)) == (None, None, {})
+
+
+def test_staging_of_a_missing_secret_names_describe_secret_and_not_found(aws_backend):
+    with pytest.raises(BackendError) as caught:
+        aws_backend.staging("jfrog/missing")
+    assert "DescribeSecret" in str(caught.value) and "ResourceNotFoundException" in str(caught.value)
+
+
+def test_read_version_without_a_stage_reads_any_version(aws_backend):
+    old = create(aws_backend, "jfrog/ci", "v1")
+    new = aws_backend.write("jfrog/ci", "v2", expected_version=old, metadata=META, rotation_id=rid())
+    assert aws_backend.read_version("jfrog/ci", old) == "v1"  # AWSPREVIOUS now
+    assert aws_backend.read_version("jfrog/ci", new) == "v2"
+    assert aws_backend.read_version("jfrog/ci", rid()) is None
+
+
+def test_drop_pending_takes_the_label_off_and_keeps_the_version(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    rotation_id = rid()
+    aws_backend.write_pending("jfrog/ci", "abandoned", rotation_id)
+    aws_backend.drop_pending("jfrog/ci", rotation_id)
+    assert pending_anywhere(aws_backend, "jfrog/ci") == []
+    assert label_holder(stages(aws_backend, "jfrog/ci"), "AWSCURRENT") == old
+    assert aws_backend.read_version("jfrog/ci", rotation_id) == "abandoned"
+
+
+def test_drop_pending_leaves_a_newer_rotations_pending_label(aws_backend):
+    create(aws_backend, "jfrog/ci")
+    abandoned, newer = rid(), rid()
+    aws_backend.write_pending("jfrog/ci", "abandoned", abandoned)
+    aws_backend.write_pending("jfrog/ci", "newer", newer)  # moves AWSPENDING to the newer version
+    aws_backend.drop_pending("jfrog/ci", abandoned)
+    assert pending_anywhere(aws_backend, "jfrog/ci") == [newer]
+
+
+def test_drop_pending_of_a_version_without_the_label_changes_nothing(aws_backend):
+    old = create(aws_backend, "jfrog/ci")
+    before = stages(aws_backend, "jfrog/ci")
+    aws_backend.drop_pending("jfrog/ci", old)  # AWSCURRENT, not AWSPENDING
+    aws_backend.drop_pending("jfrog/ci", rid())  # no such version
+    assert stages(aws_backend, "jfrog/ci") == before
+
+
 # -- metadata ------------------------------------------------------------------------------------
 def test_metadata_round_trips_through_tags(aws_backend):
     create(aws_backend, "jfrog/ci")
@@ -235,6 +294,15 @@ def test_metadata_round_trips_through_tags(aws_backend):
     assert meta == {**META, "managed_by": MANAGED_BY, "rotation_enabled": "false",
                     # ',' is not allowed in a tag value: lists become space separated
                     "retired": "tid-0@2026-11-27T23:00:00Z tid-x@2026-11-28T23:00:00Z"}
+
+
+def test_tags_with_the_jfrog_rotator_prefix_read_as_metadata(aws_backend):
+    # Secrets tagged by earlier releases: the key prefix must stay "jfrog-rotator:".
+    aws_backend.client.create_secret(Name="jfrog/old", SecretString="x", Tags=[
+        {"Key": "managed-by", "Value": MANAGED_BY}, {"Key": "jfrog-rotator:token_id", "Value": "tid-9"},
+        {"Key": "jfrog-rotator:generation", "Value": "7"}, {"Key": "team", "Value": "not ours"}])
+    assert aws_backend.read_metadata("jfrog/old") == {"managed_by": MANAGED_BY, "token_id": "tid-9",
+                                                      "generation": "7", "rotation_enabled": "false"}
 
 
 def test_patch_metadata_sanitises_and_truncates_values(aws_backend):
@@ -381,7 +449,10 @@ def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
     loaded = {m for m in modules_after_import("backends.aws_secretsmanager")
               if m.split(".")[0] in ("hvac", "yaml", "apscheduler", "rotator", "backends")}
     assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
-                      "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact"}, loaded
+                      "backends.aws_secretsmanager.staging", "backends.aws_secretsmanager.tags",
+                      "backends.aws_secretsmanager.transport",
+                      "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact",
+                      "rotator.core.tags"}, loaded
 
 
 def test_none_metadata_values_never_become_the_text_none(aws_backend):
