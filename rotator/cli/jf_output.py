@@ -1,6 +1,6 @@
 """Render output exactly as the JFrog CLI (Go) prints it: ``json.MarshalIndent``, ``tabwriter``, ``%v``.
 
-Reference §3.3 and §3.4: ``jf atc`` re-marshals the server answer into
+As docs/jf-atc.md describes: ``jf atc`` re-marshals the server answer into
 ``auth.CreateTokenResponseData`` (keys in struct order, empty ones omitted), indents it by two
 spaces; ``--format table`` writes ``FIELD  VALUE`` rows through a tabwriter with padding 2.
 """

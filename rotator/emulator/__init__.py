@@ -1,9 +1,9 @@
 """A local emulator of the JFrog Access token API, for tests, benchmarks and demos.
 
-Built like moto: :mod:`.model` holds state and rules, :mod:`.routes` maps HTTP to the model,
-:mod:`.server` is the HTTP/1.1 (optionally TLS/mTLS) transport. The contract it emulates is
-/work/shared/reference/jfrog-access-api.md (§6 "Emulator checklist"); JFrog's own pages start at
-https://jfrog.com/help/r/jfrog-rest-apis/create-token.
+Built like moto: :mod:`.model` holds state and rules (with :mod:`.policy`, :mod:`.users`,
+:mod:`.tokens` and :mod:`.oidc`), :mod:`.routes` maps HTTP to the model, :mod:`.server` is the
+HTTP/1.1 (optionally TLS/mTLS) transport. What it emulates, and how far, is in docs/emulator.md;
+JFrog's own pages start at https://jfrog.com/help/r/jfrog-rest-apis/create-token.
 
 Typical use::
 
@@ -23,21 +23,14 @@ from collections.abc import Callable, Iterable, Mapping
 
 from rotator.emulator.faults import FaultInjector, RecordedRequest, RequestLog
 from rotator.emulator.jwt_signer import generate_signing_key
-from rotator.emulator.model import (
-    ADMIN_SCOPE,
-    USER_SCOPE,
-    AccessError,
-    AccessModel,
-    AccessPolicy,
-    ManualClock,
-    OidcProvider,
-    Principal,
-    TokenRecord,
-    TokenRequest,
-    User,
-)
+from rotator.emulator.model import AccessModel, ManualClock
+from rotator.emulator.oidc import OidcProvider
+from rotator.emulator.policy import AccessPolicy
 from rotator.emulator.routes import AccessApp, ArtifactoryInfo, default_license
 from rotator.emulator.server import EmulatorHTTPServer, make_server_ssl_context
+from rotator.emulator.tokens import DEFAULT_AUDIENCE, TokenRecord, token_response
+from rotator.emulator.users import ADMIN_SCOPE, USER_SCOPE, Principal, User
+from rotator.emulator.validation import AccessError, TokenRequest
 
 __all__ = [
     "AccessError",
@@ -202,7 +195,7 @@ class Emulator:
             "force_revocable": force_revocable,
         }
         record = self.model.issue(username, TokenRequest.from_params(params))
-        return self.model.token_response(record)
+        return token_response(record)
 
     def add_oidc_provider(
         self,
@@ -211,7 +204,7 @@ class Emulator:
         *,
         provider_type: str = "GenericOidc",
         scope: str = USER_SCOPE,
-        audience: str = "*@*",
+        audience: str = DEFAULT_AUDIENCE,
         expires_in: int = 3600,
     ) -> OidcProvider:
         """Accept ``subject_tokens`` (ID token -> username) at ``POST /access/api/v1/oidc/token``.

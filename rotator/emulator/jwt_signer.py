@@ -1,7 +1,7 @@
 """RS256 access-token JWTs shaped like the ones JFrog Access issues, and the root certificate.
 
-Reference: /work/shared/reference/jfrog-access-api.md §2.7 (claims decoded from a real token in the
-Vault plugin's ``test_utils.go``) and https://jfrog.com/help/r/jfrog-rest-apis/get-root-certificate
+Claims as decoded from a real token in the JFrog Vault plugin's ``test_utils.go``
+(https://github.com/jfrog/artifactory-secrets-plugin); https://jfrog.com/help/r/jfrog-rest-apis/get-root-certificate
 (``GET /access/api/v1/cert/root`` returns the base64 DER certificate used to verify signatures).
 """
 
@@ -85,7 +85,7 @@ class JwtSigner:
 def payload_json(claims: list[tuple[str, object]]) -> bytes:
     """The payload bytes, chosen so their base64url form contains neither ``-`` nor ``_``.
 
-    The JFrog CLI decodes the payload with Go's ``base64.RawStdEncoding`` (reference §2.7), so a
+    The JFrog CLI decodes the payload with Go's ``base64.RawStdEncoding``, so a
     base64url-only character breaks it. In base64 of bytes below 0x80, only ``>``, ``?``, ``~`` and
     DEL can yield those characters (as the third byte of a 3-byte group). Plain compact UTF-8 JSON,
     exactly what Access writes, is used whenever it is already clean, which is nearly always.

@@ -1,89 +1,53 @@
 """State and rules of the emulated JFrog Access token service, with no HTTP in sight.
 
-Reference: /work/shared/reference/jfrog-access-api.md (§1 endpoints, §2 token semantics, §6 checklist).
 JFrog pages: https://jfrog.com/help/r/jfrog-rest-apis/create-token,
 https://jfrog.com/help/r/jfrog-rest-apis/notes-on-the-create-token-api,
 https://jfrog.com/help/r/jfrog-rest-apis/refresh-token, https://jfrog.com/help/r/jfrog-rest-apis/get-tokens,
 https://jfrog.com/help/r/jfrog-rest-apis/revoke-token-by-id,
-https://jfrog.com/help/r/jfrog-rest-apis/oidc-token-exchange,
-https://jfrog.com/help/r/jfrog-rest-apis/recommended-configurations (policy knobs).
+https://jfrog.com/help/r/jfrog-rest-apis/oidc-token-exchange; what the emulator does of them is in
+docs/emulator.md.
 
 Every public method of :class:`AccessModel` takes already-decoded arguments plus the authenticated
-:class:`Principal` and returns the JSON-ready dict of the answer, or raises :class:`AccessError`.
+:class:`~rotator.emulator.users.Principal` and returns the JSON-ready dict of the answer, or raises
+:class:`~rotator.emulator.validation.AccessError`. The pieces it holds: :mod:`.policy` (settings),
+:mod:`.users` (users and principals), :mod:`.tokens` (records, signing, lookup, listing),
+:mod:`.oidc` (the exchange).
 """
 
 from __future__ import annotations
 
-import base64
-import itertools
 import re
 import secrets
-import string
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
 from rotator.emulator.jwt_signer import JwtSigner
+from rotator.emulator.oidc import ExchangeRequest, OidcProvider, exchange_response
+from rotator.emulator.policy import AccessPolicy
+from rotator.emulator.tokens import (
+    DEFAULT_AUDIENCE,
+    TokenQuery,
+    TokenRecord,
+    TokenTable,
+    new_instance_id,
+    sign_token,
+    token_info,
+    token_response,
+)
+from rotator.emulator.users import ADMIN_SCOPE, USER_SCOPE, Principal, User, token_principal
 from rotator.emulator.validation import (
     AccessError,
     TokenRequest,
-    as_bool,
-    as_str,
     bad_request,
     forbidden,
     not_found,
     unauthorized,
 )
 
-__all__ = [
-    "AccessError",
-    "AccessModel",
-    "AccessPolicy",
-    "ManualClock",
-    "OidcProvider",
-    "Principal",
-    "TokenRecord",
-    "TokenRequest",
-    "User",
-]
-
-USER_SCOPE = "applied-permissions/user"
-ADMIN_SCOPE = "applied-permissions/admin"
-DEFAULT_AUDIENCE = "*@*"
 REFRESH_NOT_FOUND = "Token matching the provided refresh token was not found."
 EXPIRED_MESSAGE = "Invalid token, expired"
-TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPES = ("urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt")
-ISSUED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-
-_ORDER_KEYS = {
-    "created": lambda r: (r.issued_at, r.seq),
-    "token_id": lambda r: r.token_id,
-    "owner": lambda r: (r.username, r.seq),
-    "subject": lambda r: (r.username, r.seq),
-    # Non-expiring tokens sort after every expiring one.
-    "expiry": lambda r: (r.expiry is None, r.expiry or 0, r.seq),
-}
-_ALNUM = string.ascii_letters + string.digits
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_instance_id() -> str:
-    """A 26-character lowercase ULID-like id, as in ``jfac@01g5hek6kb29520rbz71v91cw9``."""
-    return "01" + "".join(secrets.choice(_CROCKFORD) for _ in range(24))
-
-
-def new_reference_token(expiry: int | None) -> str:
-    """64-character reference token: base64 of ``reftkn:01:<10-digit expiry|0000000000>:<27 alnum>``.
-
-    48 bytes encode to exactly 64 characters without padding, and ASCII digits, ``:`` and
-    alphanumerics never produce ``+`` or ``/``, so the result always matches ``cmVmd[A-Za-z0-9]{59}``.
-    """
-    stamp = f"{min(expiry, 9_999_999_999):010d}" if expiry else "0" * 10
-    raw = f"reftkn:01:{stamp}:{''.join(secrets.choice(_ALNUM) for _ in range(27))}"
-    return base64.b64encode(raw.encode("ascii")).decode("ascii")
 
 
 class ManualClock:
@@ -100,112 +64,6 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds
-
-
-@dataclass
-class AccessPolicy:
-    """The ``access.config`` token knobs (reference §2.2, recommended-configurations page).
-
-    * ``default_expiry``: lifetime when ``expires_in`` is omitted; 0 = non-expiring.
-    * ``max_expiry``: 0 = not set. Non-admins are capped at ``max_expiry`` when set, otherwise at
-      ``default_expiry`` (the CLI/docs rule), and may not ask for non-expiring tokens while any cap
-      applies. Admins are never capped. ``max_expiry`` must be >= ``default_expiry`` when set.
-    * ``allow_refreshable``: when False, ``refreshable`` is silently ignored.
-    * ``revocable_expiry_threshold``: tokens living shorter than this are not revocable unless
-      created with ``force_revocable``.
-    * ``refresh_grace``: ``token.refresh-expiry``: seconds after expiry during which a token can
-      still be refreshed (and may authenticate its own refresh request).
-    * ``allow_basic_token_creation``: "Enable Token Generation via API" for username+password.
-    * ``track_last_used``: report ``last_used`` in token listings (7.108.3+, off by default).
-    * ``artifactory_anonymous_access``: let unauthenticated calls read ``api/system/version``.
-    """
-
-    default_expiry: int = 31_536_000
-    max_expiry: int = 0
-    allow_refreshable: bool = True
-    revocable_expiry_threshold: int = 21_600
-    refresh_grace: int = 86_400
-    allow_basic_token_creation: bool = False
-    track_last_used: bool = False
-    artifactory_anonymous_access: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("default_expiry", "max_expiry", "revocable_expiry_threshold", "refresh_grace"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.max_expiry and self.default_expiry > self.max_expiry:
-            raise ValueError("max_expiry must be >= default_expiry (or 0)")
-
-    @property
-    def non_admin_cap(self) -> int:
-        """Longest lifetime a non-admin may request; 0 means unlimited (non-expiring allowed)."""
-        return self.max_expiry or self.default_expiry
-
-
-@dataclass
-class User:
-    name: str
-    admin: bool = False
-    groups: tuple[str, ...] = ()
-    enabled: bool = True
-    password: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class TokenRecord:
-    """One issued token. The access, refresh and reference values are aliases of this record."""
-
-    token_id: str
-    username: str
-    scope: str
-    audience: str
-    issued_at: int
-    expiry: int | None
-    refreshable: bool
-    revocable: bool
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    reference_token: str | None = field(default=None, repr=False)
-    description: str | None = None
-    project: str | None = None
-    force_revocable: bool = False
-    revoked: bool = False
-    last_used: int | None = None
-    internal: bool = False  # the emulator's own admin token: not counted by live_token_count
-    seq: int = 0  # creation order, to sort tokens issued in the same second
-
-    def is_expired(self, now: float) -> bool:
-        return self.expiry is not None and now >= self.expiry
-
-    @property
-    def lifetime(self) -> int:
-        return 0 if self.expiry is None else self.expiry - self.issued_at
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the user name, the effective scope and the token used (None for a password)."""
-
-    username: str
-    scope: str
-    is_admin: bool
-    token: TokenRecord | None = None
-
-    @property
-    def via_password(self) -> bool:
-        return self.token is None
-
-
-@dataclass
-class OidcProvider:
-    """A configured OIDC integration: accepted subject (ID) tokens map to a username."""
-
-    name: str
-    subject_tokens: dict[str, str] = field(repr=False)
-    provider_type: str = "GenericOidc"
-    scope: str = USER_SCOPE
-    audience: str = DEFAULT_AUDIENCE
-    expires_in: int = 3600
 
 
 class AccessModel:
@@ -233,11 +91,8 @@ class AccessModel:
         self.signer = JwtSigner(self.issuer, signing_key)  # type: ignore[arg-type]
         self.mint_count = 0
         self._lock = threading.Lock()
-        self._seq = itertools.count()
         self._users: dict[str, User] = {}
-        self._tokens: dict[str, TokenRecord] = {}
-        self._by_value: dict[str, TokenRecord] = {}  # access token and reference token values
-        self._by_refresh: dict[str, TokenRecord] = {}
+        self._tokens = TokenTable()
         self._oidc: dict[str, OidcProvider] = {}
 
     def now(self) -> float:
@@ -274,12 +129,12 @@ class AccessModel:
         """Resolve a bearer value (JWT, reference token or injected credential) to a principal.
 
         ``allow_expired`` admits a token expired less than ``refresh_grace`` ago: only used for
-        refresh requests, which the Vault plugin sends with the expired token (reference §5.1).
+        refresh requests, which the Vault plugin sends with the expired token.
         ``touch=False`` leaves ``last_used`` alone (for inspection from tests).
         """
         now = self.now()
         with self._lock:
-            record = self._by_value.get(value)
+            record = self._tokens.by_value(value)
             if record is None:
                 raise unauthorized()
             if record.revoked:
@@ -293,7 +148,7 @@ class AccessModel:
                 raise unauthorized()
             if touch and self.policy.track_last_used:
                 record.last_used = int(now)
-            return self._principal_locked(record)
+            return token_principal(record, user)
 
     def authenticate_basic(self, username: str, password: str) -> Principal:
         """Basic auth: a user's password, or one of the user's own tokens used as the password."""
@@ -306,7 +161,7 @@ class AccessModel:
                 if not user.enabled:
                     raise unauthorized()
                 return Principal(username, USER_SCOPE, user.admin, None)
-            record = self._by_value.get(password)
+            record = self._tokens.by_value(password)
         if record is not None and record.username == username:
             return self.authenticate_bearer(password)
         raise unauthorized()
@@ -318,64 +173,21 @@ class AccessModel:
             return False
         return True
 
-    def _principal_locked(self, record: TokenRecord) -> Principal:
-        scopes = record.scope.split()
-        user = self._users.get(record.username)
-        is_admin = ADMIN_SCOPE in scopes or (USER_SCOPE in scopes and user is not None and user.admin)
-        return Principal(record.username, record.scope, is_admin, record)
-
     # ---- minting ---------------------------------------------------------------------------
 
-    def _sign_record(
-        self, username: str, req: TokenRequest, lifetime: int, *, scope: str, audience: str
-    ) -> TokenRecord:
-        """Build and sign a record (no state touched; callers insert it under the lock)."""
-        now = int(self.now())
-        expiry = now + lifetime if lifetime else None
-        revocable = (
-            expiry is None or lifetime >= self.policy.revocable_expiry_threshold or req.force_revocable
-        )
-        claims: list[tuple[str, object]] = []
-        if revocable:
-            claims.append(("ext", '{"revocable":"true"}'))  # a JSON *string*, as Access writes it
-        claims += [("sub", f"{self.issuer}/users/{username}"), ("scp", scope), ("aud", audience), ("iss", self.issuer)]
-        if expiry is not None:
-            claims.append(("exp", expiry))
-        claims.append(("iat", now))
-        jwt, jti = self.signer.sign(claims)
-        refreshable = req.refreshable and self.policy.allow_refreshable
-        return TokenRecord(
-            token_id=jti,
-            username=username,
-            scope=scope,
-            audience=audience,
-            issued_at=now,
-            expiry=expiry,
-            refreshable=refreshable,
-            revocable=revocable,
-            access_token=jwt,
-            refresh_token=str(uuid.uuid4()) if refreshable else None,
-            reference_token=new_reference_token(expiry) if req.include_reference_token else None,
-            description=req.description,
-            project=req.project_key,
-            force_revocable=req.force_revocable,
-        )
+    def _sign(self, username: str, req: TokenRequest, lifetime: int, *, scope: str, audience: str) -> TokenRecord:
+        return sign_token(self.signer, self.policy, req, username=username, now=int(self.now()),
+                          lifetime=lifetime, scope=scope, audience=audience)
 
     def _insert_locked(self, record: TokenRecord, *, counted: bool) -> None:
-        record.seq = next(self._seq)
-        self._tokens[record.token_id] = record
-        self._by_value[record.access_token] = record
-        if record.reference_token:
-            self._by_value[record.reference_token] = record
-        if record.refresh_token:
-            self._by_refresh[record.refresh_token] = record
+        self._tokens.insert(record)
         if counted:
             self.mint_count += 1
 
     def _mint(
         self, username: str, req: TokenRequest, lifetime: int, *, counted: bool, internal: bool = False
     ) -> TokenRecord:
-        record = self._sign_record(
+        record = self._sign(
             username, req, lifetime, scope=req.scope or USER_SCOPE, audience=req.audience or DEFAULT_AUDIENCE
         )
         record.internal = internal
@@ -393,7 +205,7 @@ class AccessModel:
             raise bad_request(f"User '{username}' is disabled")
 
     def create_token(self, principal: Principal, req: TokenRequest, *, counted: bool = True) -> dict:
-        """``POST /tokens`` with ``grant_type=client_credentials`` (reference §1.2)."""
+        """``POST /tokens`` with ``grant_type=client_credentials``."""
         username = req.username or principal.username
         scope = req.scope or USER_SCOPE
         lifetime = self.policy.default_expiry if req.expires_in is None else req.expires_in
@@ -411,7 +223,7 @@ class AccessModel:
                 raise forbidden(f"Token expiry {lifetime}s exceeds the maximum of {cap}s allowed for non-admin users")
         with self._lock:
             self._check_identity_target_locked(username, scope)
-        return self.token_response(self._mint(username, req, lifetime, counted=counted))
+        return token_response(self._mint(username, req, lifetime, counted=counted))
 
     def issue(self, username: str, req: TokenRequest, *, internal: bool = False) -> TokenRecord:
         """Mint a token for ``username`` bypassing authentication and expiry caps (Python API).
@@ -439,13 +251,13 @@ class AccessModel:
             internal=True,
         )
         with self._lock:
-            if value in self._by_value:
+            if self._tokens.by_value(value) is not None:
                 raise ValueError("credential already registered")
             self._insert_locked(record, counted=False)
         return record
 
     def refresh(self, principal: Principal, req: TokenRequest, *, counted: bool = True) -> dict:
-        """``POST /tokens`` with ``grant_type=refresh_token`` (reference §1.3, §2.6).
+        """``POST /tokens`` with ``grant_type=refresh_token``.
 
         The new token keeps the old one's user, scope, audience, description and project, and its
         lifetime unless ``expires_in`` is given; ``include_reference_token`` applies afresh. The old
@@ -455,7 +267,7 @@ class AccessModel:
             raise bad_request("refresh_token is required when grant_type is refresh_token")
         now = self.now()
         with self._lock:
-            old = self._by_refresh.get(req.refresh_token)
+            old = self._tokens.by_refresh_token(req.refresh_token)
             if old is None or old.revoked or (
                 old.expiry is not None and now >= old.expiry + self.policy.refresh_grace
             ):
@@ -466,7 +278,7 @@ class AccessModel:
             cap = self.policy.non_admin_cap
             if req.expires_in is not None and not principal.is_admin and cap and not 0 < lifetime <= cap:
                 raise forbidden(f"Token expiry must be between 1 and {cap} seconds for non-admin users")
-            self._revoke_locked(old)
+            self._tokens.revoke(old)
         new_req = TokenRequest(
             refreshable=True,
             include_reference_token=req.include_reference_token,
@@ -474,39 +286,12 @@ class AccessModel:
             project_key=old.project,
             force_revocable=old.force_revocable,
         )
-        record = self._sign_record(old.username, new_req, lifetime, scope=old.scope, audience=old.audience)
+        record = self._sign(old.username, new_req, lifetime, scope=old.scope, audience=old.audience)
         with self._lock:
             self._insert_locked(record, counted=counted)
-        return self.token_response(record, grant_type="refresh_token")
-
-    @staticmethod
-    def token_response(record: TokenRecord, *, grant_type: str | None = None) -> dict:
-        """The create/refresh answer: ``expires_in`` omitted for non-expiring tokens."""
-        out: dict[str, object] = {"token_id": record.token_id, "access_token": record.access_token}
-        if record.refresh_token:
-            out["refresh_token"] = record.refresh_token
-        if record.expiry is not None:
-            out["expires_in"] = record.lifetime
-        out["scope"] = record.scope
-        out["token_type"] = "Bearer"
-        if record.reference_token:
-            out["reference_token"] = record.reference_token
-        if grant_type:
-            out["grant_type"] = grant_type
-        return out
+        return token_response(record, grant_type="refresh_token")
 
     # ---- revocation ------------------------------------------------------------------------
-
-    def _revoke_locked(self, record: TokenRecord) -> None:
-        record.revoked = True
-        if record.refresh_token:
-            self._by_refresh.pop(record.refresh_token, None)
-
-    def _live_locked(self, token_id: str, now: float) -> TokenRecord | None:
-        record = self._tokens.get(token_id)
-        if record is None or record.revoked or record.is_expired(now):
-            return None
-        return record
 
     def _revoke_checked_locked(self, principal: Principal, record: TokenRecord | None) -> int:
         if record is None:
@@ -518,17 +303,17 @@ class AccessModel:
                 f"Token '{record.token_id}' is not revocable: it expires in less than "
                 f"{self.policy.revocable_expiry_threshold} seconds and was not created with force_revocable"
             )
-        self._revoke_locked(record)
+        self._tokens.revoke(record)
         return 200
 
     def revoke_by_id(self, principal: Principal, token_id: str) -> int:
         """``DELETE /tokens/{id}``: 200 revoked, 204 unknown/already revoked/expired.
 
-        Non-revocable tokens (shorter than the threshold, not ``force_revocable``; reference §2.2)
-        answer 400 BAD_REQUEST: the reference says they cannot be revoked but gives no status.
+        Non-revocable tokens (shorter than the threshold, not ``force_revocable``) answer 400
+        BAD_REQUEST: JFrog documents that they cannot be revoked but not the status it answers.
         """
         with self._lock:
-            return self._revoke_checked_locked(principal, self._live_locked(token_id, self.now()))
+            return self._revoke_checked_locked(principal, self._tokens.live(token_id, self.now()))
 
     def revoke_me(self, principal: Principal) -> int:
         """``DELETE /tokens/me``; a password-authenticated caller has no token, hence 204."""
@@ -543,71 +328,34 @@ class AccessModel:
         if not value:
             raise bad_request("The 'token' field is required")
         with self._lock:
-            record = self._by_value.get(value)
-            live = self._live_locked(record.token_id, self.now()) if record else None
+            record = self._tokens.by_value(value)
+            live = self._tokens.live(record.token_id, self.now()) if record else None
             if self._revoke_checked_locked(principal, live) == 204:
                 return None
             return {"revoked-token-id": live.token_id}  # type: ignore[union-attr]
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def token_info(self, record: TokenRecord) -> dict:
-        """A list/get element, keys in the documented order, optional ones only when present."""
-        out: dict[str, object] = {"token_id": record.token_id, "subject": f"{self.issuer}/users/{record.username}"}
-        if record.expiry is not None:
-            out["expiry"] = record.expiry
-        out["issued_at"] = record.issued_at
-        out["issuer"] = self.issuer
-        if record.description is not None:
-            out["description"] = record.description
-        out["refreshable"] = record.refreshable
-        if self.policy.track_last_used and record.last_used is not None:
-            out["last_used"] = record.last_used
-        if record.project is not None:
-            out["project"] = record.project
-        return out
+    def _info(self, record: TokenRecord) -> dict:
+        return token_info(record, self.issuer, show_last_used=self.policy.track_last_used)
 
     def list_tokens(self, principal: Principal, filters: Mapping[str, str]) -> dict:
-        """``GET /tokens`` (reference §1.5). Revoked and expired tokens are not listed.
-
-        ``description`` matches exactly, or as a prefix when it ends with ``*``.
-        """
-        order_by = filters.get("order_by") or "created"
-        if order_by not in _ORDER_KEYS:
-            raise bad_request(f"Invalid order_by '{order_by}': expected one of {', '.join(_ORDER_KEYS)}")
-        descending = as_bool("descending_order", filters.get("descending_order") or None)
-        refreshable = filters.get("refreshable")
-        refreshable_flag = None if refreshable in (None, "") else as_bool("refreshable", refreshable)
-        description = filters.get("description")
+        """``GET /tokens``: revoked and expired tokens are not listed; a non-admin sees only theirs."""
+        query = TokenQuery.from_params(filters)
         now = self.now()
         with self._lock:
-            records = [r for r in self._tokens.values() if not r.revoked and not r.is_expired(now)]
-            if not principal.is_admin:
-                records = [r for r in records if r.username == principal.username]
-            if filters.get("username"):
-                records = [r for r in records if r.username == filters["username"]]
-            if filters.get("token_id"):
-                records = [r for r in records if r.token_id == filters["token_id"]]
-            if refreshable_flag is not None:
-                records = [r for r in records if r.refreshable == refreshable_flag]
-            if description:
-                if description.endswith("*"):
-                    prefix = description[:-1]
-                    records = [r for r in records if r.description is not None and r.description.startswith(prefix)]
-                else:
-                    records = [r for r in records if r.description == description]
-            records.sort(key=_ORDER_KEYS[order_by], reverse=descending)
-            return {"tokens": [self.token_info(r) for r in records]}
+            owner = None if principal.is_admin else principal.username
+            return {"tokens": [self._info(r) for r in query.select(self._tokens.all_live(now), owner=owner)]}
 
     def get_token(self, principal: Principal, token_id: str) -> dict:
         """``GET /tokens/{id}``: 404 unknown/revoked/expired, 403 another user's (non-admin)."""
         with self._lock:
-            record = self._live_locked(token_id, self.now())
+            record = self._tokens.live(token_id, self.now())
             if record is None:
                 raise not_found(f"Token with id '{token_id}' was not found")
             if not principal.is_admin and record.username != principal.username:
                 raise forbidden("Only an admin may read another user's token")
-            return self.token_info(record)
+            return self._info(record)
 
     def get_me(self, principal: Principal) -> dict:
         if principal.token is None:
@@ -617,58 +365,29 @@ class AccessModel:
     # ---- OIDC token exchange ---------------------------------------------------------------
 
     def oidc_exchange(self, params: Mapping[str, object], *, counted: bool = False) -> dict:
-        """``POST /oidc/token`` (reference §1.8): 400 for bad input, 401 for an unknown ID token."""
-        fields = {
-            name: as_str(name, params.get(name))
-            for name in (
-                "grant_type", "subject_token_type", "subject_token", "provider_name", "project_key", "audience"
-            )
-        }
-        if fields["grant_type"] != TOKEN_EXCHANGE_GRANT:
-            raise bad_request(f"Invalid grant_type: expected {TOKEN_EXCHANGE_GRANT}")
-        if fields["subject_token_type"] not in (None, *ID_TOKEN_TYPES):
-            raise bad_request(f"Unsupported subject_token_type: {fields['subject_token_type']}")
-        if not fields["provider_name"]:
-            raise bad_request("provider_name is mandatory")
-        if not fields["subject_token"]:
-            raise bad_request("subject_token is mandatory")
+        """``POST /oidc/token``: 400 for bad input, 401 for an unknown ID token."""
+        exchange = ExchangeRequest.from_params(params)
         with self._lock:
-            provider = self._oidc.get(fields["provider_name"])  # type: ignore[arg-type]
+            provider = self._oidc.get(exchange.provider_name)
         if provider is None:
-            raise bad_request(f"OIDC provider '{fields['provider_name']}' was not found")
-        username = provider.subject_tokens.get(fields["subject_token"])  # type: ignore[arg-type]
-        if username is None:
-            raise unauthorized("Failed to validate the subject token")
-        req = TokenRequest(
-            include_reference_token=as_bool("include_reference_token", params.get("include_reference_token")),
-            project_key=fields["project_key"],
-            scope=provider.scope,
-            audience=provider.audience,
-        )
+            raise bad_request(f"OIDC provider '{exchange.provider_name}' was not found")
+        username, req = provider.accept(exchange)
         record = self._mint(username, req, provider.expires_in, counted=counted)
-        out: dict[str, object] = {"access_token": record.access_token, "token_type": "Bearer"}
-        if record.expiry is not None:
-            out["expires_in"] = record.lifetime
-        out.update(scope=record.scope, issued_token_type=ISSUED_TOKEN_TYPE, username=username)
-        if record.reference_token:
-            out["reference_token"] = record.reference_token
-        return out
+        return exchange_response(record, username)
 
     # ---- inspection for tests and benchmarks -----------------------------------------------
 
     def is_token_active(self, token_id: str) -> bool:
         with self._lock:
-            return self._live_locked(token_id, self.now()) is not None
+            return self._tokens.live(token_id, self.now()) is not None
 
     def live_token_count(self, *, description_prefix: str | None = None, username: str | None = None) -> int:
         now = self.now()
         with self._lock:
             return sum(
                 1
-                for r in self._tokens.values()
-                if not r.revoked
-                and not r.is_expired(now)
-                and not r.internal
+                for r in self._tokens.all_live(now)
+                if not r.internal
                 and (description_prefix is None or (r.description or "").startswith(description_prefix))
                 and (username is None or r.username == username)
             )

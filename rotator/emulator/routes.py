@@ -1,8 +1,8 @@
 """Maps requests to :class:`~rotator.emulator.model.AccessModel` calls and renders the answers.
 
-Paths and statuses follow /work/shared/reference/jfrog-access-api.md §1.1 (summary table); error
-bodies follow §1.9: Access answers ``{"errors":[{"code","message"}]}``, Artifactory answers
-``{"errors":[{"status","message"}]}``.
+Paths and statuses are JFrog's (https://jfrog.com/help/r/jfrog-rest-apis/create-token and the pages
+next to it; the emulated set is listed in docs/emulator.md). Error bodies: Access answers
+``{"errors":[{"code","message"}]}``, Artifactory answers ``{"errors":[{"status","message"}]}``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-from rotator.emulator.model import (
-    EXPIRED_MESSAGE,
-    AccessError,
-    AccessModel,
-    Principal,
-    TokenRequest,
-    bad_request,
-    forbidden,
-    unauthorized,
-)
+from rotator.emulator.model import EXPIRED_MESSAGE, AccessModel
+from rotator.emulator.users import Principal
+from rotator.emulator.validation import AccessError, TokenRequest, bad_request, forbidden, unauthorized
 
 _TOKENS = "/access/api/v1/tokens"
 

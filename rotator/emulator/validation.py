@@ -1,7 +1,7 @@
 """Access error bodies and the typed, validated fields of ``POST /access/api/v1/tokens``.
 
-Reference: /work/shared/reference/jfrog-access-api.md §1.2 (fields, limits), §1.9 (error bodies);
-https://jfrog.com/help/r/jfrog-rest-apis/create-token.
+Fields and limits: https://jfrog.com/help/r/jfrog-rest-apis/create-token (and docs/emulator.md
+for what the emulator checks).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 _LENGTH_LIMITS = {"username": 255, "scope": 500, "description": 1024, "audience": 255}
-# Service types accepted in `audience` (reference §2.3, terraform serviceIdTypesValidator).
+# Service types accepted in `audience` (the list of the JFrog Terraform provider's serviceIdTypesValidator).
 _AUDIENCE_RE = re.compile(r"^(jfrt|jfxr|jfpip|jfds|jfmc|jfac|jfevt|jfmd|jfcon|\*)@.+$")
 
 
@@ -76,7 +76,7 @@ def _as_expires_in(value: object) -> int | None:
 
 @dataclass
 class TokenRequest:
-    """The fields of ``POST /access/api/v1/tokens`` (reference §1.2), typed and validated.
+    """The fields of ``POST /access/api/v1/tokens``, typed and validated.
 
     Form bodies carry strings only, so ``"true"``/``"false"`` and digit strings are accepted for
     the boolean and integer fields; JSON may use either. Unknown fields are ignored (the JFrog

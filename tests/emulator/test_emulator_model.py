@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rotator.emulator import AccessError, AccessModel, AccessPolicy, ManualClock, Principal
-from rotator.emulator.model import TokenRequest
+from rotator.emulator.validation import TokenRequest
 
 
 def _admin(model: AccessModel) -> Principal:

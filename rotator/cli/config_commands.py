@@ -1,0 +1,60 @@
+"""``jfrog-rotator check-config``: validate a config file offline, and its connections with ``--online``.
+
+The config keys are described in docs/configuration.md. The config loader and the store protocols
+are imported when the command runs (start-up time of the other commands, bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from rotator.cli.errors import EXIT_OK, EXIT_REMOTE
+from rotator.cli.flags import add_config_flag
+from rotator.core.redact import scrub
+
+
+def register_config_commands(commands: Any) -> None:
+    check = commands.add_parser(
+        "check-config", help="validate a config file (and connectivity with --online)",
+        description="Validate the config: structure, keys, durations, token options, that secret references "
+        "resolve. With --online also ping JFrog, check the admin token and each backend.")
+    add_config_flag(check)
+    check.add_argument("--online", action="store_true", help="also contact JFrog and every backend")
+    check.set_defaults(handler=_cmd_check_config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from backends.base import RenewableAuth
+    from rotator.config import load_config
+    from rotator.config.wiring import jfrog_client
+
+    config = load_config(args.config)
+    try:
+        client, has_admin = jfrog_client(config.jfrog, str(config.source))
+        for backend in config.backends.values():
+            if isinstance(backend, RenewableAuth):  # a store that logs in: its credentials must resolve now
+                backend.validate_credentials()
+        print(f"{config.source}: OK ({len(config.backends)} backend(s), {len(config.targets)} target(s))")
+        for target in config.targets:
+            print(f"  {target.name}: {target.strategy} -> {target.backend}:{target.path}, "
+                  f"{target.schedule.describe()}, overlap {target.overlap}s")
+        if not args.online:
+            return EXIT_OK
+        failures = 0
+        checks: list[tuple[str, Callable[[], str]]] = [("jfrog ping", lambda: f"{client.url}: {client.ping()}")]
+        if has_admin:
+            checks.append(("jfrog token", lambda: "admin token works (token id "
+                                                  f"{client.get_me().get('token_id', '?')})"))
+        checks += [(f"backend {n}", b.check) for n, b in config.backends.items()]
+        for what, check in checks:
+            try:
+                print(f"  {what}: {check()}")
+            except Exception as exc:  # report every check, then fail
+                failures += 1
+                print(f"  {what}: FAILED {scrub(str(exc))}")
+        client.close()
+        return EXIT_REMOTE if failures else EXIT_OK
+    finally:
+        config.close()
