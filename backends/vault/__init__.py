@@ -124,7 +124,11 @@ class VaultBackend:
 
     @property
     def accepts_requests(self) -> bool:
-        """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata."""
+        """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata.
+
+        Before Python 3.12, ``isinstance(store, RotationRequests)`` reads this property, so with
+        ``kv_version: auto`` that check may be the call that detects the version.
+        """
         return self._kv.accepts_requests
 
     @property
@@ -201,8 +205,9 @@ class VaultBackend:
         """Seconds the store's token has left; ``None`` for a token that never expires."""
         return self.session.token_ttl()
 
-    # -- RotationRequests (backends.vault.requests) ---------------------------------------------
+    # -- RotationRequests: backends.vault.requests does the work; KV v1 mounts hold no requests --
     def flag_location(self, path: str) -> str:
+        """Where the rotation flag of ``path`` lives: its custom_metadata (``secret/metadata/ci/token``)."""
         return f"{self.mount}/metadata/{clean_path(path)}"
 
     def pending_requests(self) -> dict[str, list[str]]:
