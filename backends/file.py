@@ -4,7 +4,8 @@ Each target is ``<directory>/<path>.json`` with mode 0600 in a 0700 directory. W
 temporary file in the same directory, are fsynced and renamed over the old file, so a reader
 sees the old or the new record, never half of one. An advisory ``flock`` on ``<file>.lock``
 serialises writers on this host, and a revision counter (``rotator.revision`` in the record)
-gives compare-and-set. Metadata lives in the record under ``rotator.metadata``.
+gives compare-and-set. Metadata lives in the record under ``rotator.metadata``
+(:mod:`backends.inline_metadata` holds those rules, shared with a Vault KV v1 mount).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from backends import inline_metadata
 from backends.base import BackendError, CASConflict, StoredValue
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
@@ -48,26 +50,22 @@ class FileBackend:
         text = self._read_text(self._file(path))
         if text is None:
             return StoredValue(None, None)
-        rotator = _rotator_section(text)
-        return StoredValue(text, int(rotator.get("revision", 0) or 0), _strings(rotator.get("metadata")))
+        record = inline_metadata.decode(text)
+        return StoredValue(text, inline_metadata.revision(record), inline_metadata.metadata(record))
 
     def write(self, path: str, text: str, *, expected_version: Any, metadata: Mapping[str, str | None],
               rotation_id: str) -> int:
         file = self._file(path)
         self._ensure_directory()
         with self._lock(file):
-            current = self._read_text(file)
-            current_revision = None if current is None else int(_rotator_section(current).get("revision", 0) or 0)
-            if current_revision != expected_version:
-                raise CASConflict(f"write: revision is {current_revision}, expected {expected_version}",
+            text_now = self._read_text(file)
+            current = None if text_now is None else inline_metadata.decode(text_now)
+            found = None if current is None else inline_metadata.revision(current)
+            if not inline_metadata.revision_matches(expected_version, found):
+                raise CASConflict(f"write: {inline_metadata.mismatch(expected_version, found)}",
                                   backend=self.name, path=path)
-            revision = (current_revision or 0) + 1
-            data = _as_object(text, self.name, path)
-            section = data.setdefault("rotator", {})
-            merged = _merge(_rotator_section(current).get("metadata") if current else None, metadata)
-            section["revision"] = revision
-            section["metadata"] = merged
-            self._replace(file, json.dumps(data, indent=2) + "\n")
+            record, revision = inline_metadata.next_record(current, _as_object(text, self.name, path), metadata)
+            self._replace(file, json.dumps(record, indent=2) + "\n")
         return revision
 
     def read_metadata(self, path: str) -> dict[str, str] | None:
@@ -81,12 +79,10 @@ class FileBackend:
             if current is None:
                 raise BackendError("patch metadata: no such target", backend=self.name, path=path)
             data = _as_object(current, self.name, path)
-            section = data.setdefault("rotator", {})
-            if not isinstance(section, dict):
+            if not isinstance(data.get("rotator", {}), dict):
                 raise BackendError("patch metadata: 'rotator' is not an object", backend=self.name, path=path)
-            section["metadata"] = _merge(section.get("metadata"), updates)
-            section["revision"] = int(section.get("revision", 0) or 0) + 1
-            self._replace(file, json.dumps(data, indent=2) + "\n")
+            record, _ = inline_metadata.next_record(data, data, updates)
+            self._replace(file, json.dumps(record, indent=2) + "\n")
 
     def list_managed(self) -> list[str]:
         if not self.directory.is_dir():
@@ -94,7 +90,7 @@ class FileBackend:
         found = []
         for file in sorted(self.directory.rglob("*.json")):
             try:
-                metadata = _strings(_rotator_section(file.read_text(encoding="utf-8")).get("metadata"))
+                metadata = inline_metadata.metadata(inline_metadata.decode(file.read_text(encoding="utf-8")))
             except OSError:
                 continue
             if metadata.get("managed_by") == MANAGED_BY:
@@ -163,16 +159,6 @@ class FileBackend:
             os.close(dir_fd)
 
 
-def _rotator_section(text: str) -> dict[str, Any]:
-    """The ``rotator`` object of a stored JSON text, ``{}`` when the text is not such a record."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    section = data.get("rotator") if isinstance(data, dict) else None
-    return section if isinstance(section, dict) else {}
-
-
 def _as_object(text: str, backend: str, path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -181,18 +167,3 @@ def _as_object(text: str, backend: str, path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BackendError("the stored value is not a JSON object", backend=backend, path=path)
     return data
-
-
-def _merge(current: Any, updates: Mapping[str, str | None]) -> dict[str, str]:
-    """``current`` metadata with ``updates`` merged in; a ``None`` value removes the key."""
-    merged = _strings(current)
-    for key, value in updates.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = str(value)
-    return merged
-
-
-def _strings(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

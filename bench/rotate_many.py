@@ -66,7 +66,7 @@ def make_store(kind: str, servers: dict, tmp: str):
     backend = create_backend("store", Options(opts, "backends.store"))
     counter = Counter()
     if kind == "vault":
-        backend._client.adapter.session.hooks["response"].append(counter)
+        backend.client.adapter.session.hooks["response"].append(counter)
     elif kind == "aws":
         backend.client.meta.events.register("before-send.secrets-manager", lambda **kw: counter())
     return backend, counter

@@ -137,7 +137,7 @@ def main() -> None:
         try:
             counted = {"n": 0}
             backend = daemon.config.backends["vault-main"]
-            backend._client.adapter.session.hooks["response"].append(lambda r, *a, **k: counted.update(n=counted["n"] + 1))
+            backend.client.adapter.session.hooks["response"].append(lambda r, *a, **k: counted.update(n=counted["n"] + 1))
             daemon.reconciler.reconcile_backend("vault-main")  # warm up
             counted["n"] = 0
             ours, theirs, wall = time.process_time(), cpu_seconds(bao.pid), time.perf_counter()

@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from backends.base import BackendError, CASConflict, StoredValue, WriteOutcomeUnknown, create_backend
+from backends.base import (BackendError, CASConflict, EventStream, LocalStore, RenewableAuth, RotationRequests,
+                           SecretBackend, StagingBackend, StoredValue, WriteOutcomeUnknown, create_backend)
 from backends.vault import VaultBackend, VaultPermissionDenied
 from rotator.core.options import ConfigError, Options
 from rotator.core.record import MANAGED_BY
@@ -91,7 +92,7 @@ def backends():
 
     yield make
     for backend in made:
-        SECRETS.add(backend._client.token or "")
+        SECRETS.add(backend.client.token or "")
         backend.close()
     SECRETS.discard("")
 
@@ -298,6 +299,60 @@ def test_list_managed_on_kv1_reads_rotator_metadata(kv1, openbao, kv1_mount):
     assert f"{prefix}/manual" not in kv1.list_managed()
 
 
+# -- rotation requests ----------------------------------------------------------------------
+def test_request_objects_are_listed_read_and_deleted_on_kv2(backends, openbao, root_env):
+    backend = backends(config(openbao, request_prefix=unique("requests")))
+    where = backend.write_request("alpha", "req-1", {"requested_by": "ci", "reason": "CHG-1"}, token=openbao.root_token)
+    openbao.api("POST", f"secret/data/{backend.request_prefix}/alpha/nested/req-2", json={"data": {"x": "1"}})
+    assert where == f"secret/{backend.request_prefix}/alpha/req-1"
+    assert backend.pending_requests() == {"alpha": ["req-1"]}, "a sub-folder of a target is not a request"
+    assert backend.read_request("alpha", "req-1") == {"requested_by": "ci", "reason": "CHG-1"}
+    backend.delete_request("alpha", "req-1")
+    assert backend.requests_for("alpha") == [] and backend.read_request("alpha", "req-1") == {}
+
+
+def test_requests_on_a_kv1_mount_are_refused_instead_of_listed_from_kv1(kv1, openbao, kv1_mount):
+    # Request objects are KV v2 secrets. Before the split, the request LIST was a second
+    # definition of VaultBackend._list, silently replaced by the walk's version-aware one: on
+    # KV v1 it listed this secret as a request that no read could find.
+    openbao.api("POST", f"{kv1_mount}/{kv1.request_prefix}/alpha/req-1", json={"requested_by": "x"})
+    assert kv1.accepts_requests is False
+    with pytest.raises(BackendError, match="KV v1; rotation requests need a KV v2 mount"):
+        kv1.pending_requests()
+    with pytest.raises(BackendError, match="KV v2"):
+        kv1.requests_for("alpha")
+
+
+# -- capabilities (backends.base protocols) ------------------------------------------------------
+def test_kv2_store_has_the_vault_capabilities_and_accepts_requests(kv2):
+    for protocol in (SecretBackend, RenewableAuth, RotationRequests, EventStream):
+        assert isinstance(kv2, protocol), protocol.__name__
+    assert not isinstance(kv2, StagingBackend) and not isinstance(kv2, LocalStore)
+    assert kv2.accepts_requests is True and kv2.flag_location("/jfrog/ci/") == "secret/metadata/jfrog/ci"
+
+
+def test_kv1_store_has_the_same_capabilities_but_accepts_no_requests(kv1):
+    for protocol in (SecretBackend, RenewableAuth, RotationRequests, EventStream):
+        assert isinstance(kv1, protocol), protocol.__name__
+    assert kv1.accepts_requests is False
+
+
+def test_loading_and_validating_credentials_make_no_remote_call(root_env):
+    with socket.socket() as silent:  # a call would connect here (then wait for an answer that never comes)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.setblocking(False)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        backend = build({"type": "vault", "url": url, "timeout": 1, "auth": {"token_env": "TEST_BAO_TOKEN"}})
+        backend.validate_credentials()
+        assert isinstance(backend, RenewableAuth) and backend.flag_location("ci") == "secret/metadata/ci"
+        assert (backend.name, backend.url, backend.mount, backend.request_prefix) == (
+            NAME, url, "secret", "jfrog-rotator-requests")
+        backend.close()
+        with pytest.raises(BlockingIOError):  # the kernel queues any connection made before this line
+            silent.accept()
+
+
 # -- namespaces -------------------------------------------------------------------------------
 def test_namespace_write_is_invisible_from_root(backends, openbao, root_env):
     ns = f"team-a-{uuid.uuid4().hex[:6]}"
@@ -321,10 +376,10 @@ def test_approle_login_works(approle_backend):
 def test_approle_relogs_in_transparently_after_token_revoked(approle_backend, openbao):
     path = unique()
     approle_backend.write(path, record_text(), expected_version=None, metadata={}, rotation_id="r1")
-    old = secret(approle_backend._client.token)
+    old = secret(approle_backend.client.token)
     openbao.revoke_token(old)
     assert approle_backend.read(path).version == 1
-    assert approle_backend._client.token != old
+    assert approle_backend.client.token != old
 
 
 def test_refresh_auth_renews_short_ttl_renewable_token(backends, openbao, monkeypatch):
@@ -343,10 +398,10 @@ def test_refresh_auth_leaves_a_fresh_token_alone(backends, openbao, monkeypatch)
 
 def test_refresh_auth_relogs_in_with_approle_when_token_invalid(approle_backend, openbao):
     approle_backend.login()
-    old = secret(approle_backend._client.token)
+    old = secret(approle_backend.client.token)
     openbao.revoke_token(old)
     assert approle_backend.refresh_auth() == "relogin"
-    assert approle_backend._client.token != old and approle_backend.token_ttl() > 0
+    assert approle_backend.client.token != old and approle_backend.token_ttl() > 0
 
 
 def test_refresh_auth_relogs_in_when_renewal_is_capped_by_max_ttl(backends, openbao, monkeypatch):
@@ -355,9 +410,9 @@ def test_refresh_auth_relogs_in_when_renewal_is_capped_by_max_ttl(backends, open
     backend = backends(config(openbao, kv_version=2, auth={
         "method": "approle", "role_id": secret(role_id), "secret_id_env": "TEST_SHORT_SECRET_ID"}))
     backend.login()
-    old = secret(backend._client.token)
+    old = secret(backend.client.token)
     assert backend.refresh_auth(min_ttl=60) == "relogin"
-    assert backend._client.token != old
+    assert backend.client.token != old
 
 
 def test_refresh_auth_with_revoked_fixed_token_raises(backends, openbao, monkeypatch):
@@ -487,4 +542,4 @@ def test_check_summary_names_mount_and_contains_no_token(kv2, openbao):
 
 def test_check_with_approle_contains_no_token(approle_backend):
     summary = approle_backend.check()
-    assert "approle" in summary and approle_backend._client.token not in summary
+    assert "approle" in summary and approle_backend.client.token not in summary
