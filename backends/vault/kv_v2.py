@@ -19,7 +19,7 @@ import hvac
 from hvac import exceptions as hvac_exc
 from hvac.utils import format_url
 
-from backends.base import BackendError, StoredValue, Version, WriteOutcomeUnknown
+from backends.base import BackendError, MetadataNotWritten, StoredValue, Version, WriteOutcomeUnknown
 from backends.inline_metadata import string_map
 from backends.vault.auth import VaultSession
 from backends.vault.transport import MERGE_PATCH, metadata_value, strip_prefix
@@ -152,9 +152,9 @@ class KvV2:
             try:
                 self.patch_metadata(path, {**metadata, "rotator_version": str(version)}, op="write metadata")
             except BackendError as exc:
-                raise WriteOutcomeUnknown(f"write: the value was stored as version {version}, but updating "
-                                          f"its custom_metadata failed: {strip_prefix(exc)}",
-                                          backend=self.session.name, path=path) from None
+                raise MetadataNotWritten(f"write: the value was stored as version {version}, but updating "
+                                         f"its custom_metadata failed: {strip_prefix(exc)}", version=version,
+                                         backend=self.session.name, path=path) from None
         return version
 
     # The store's read and read_metadata are these two calls.
