@@ -1,50 +1,186 @@
-"""The README's config example is a valid config (docs that a user pastes must work)."""
+"""The README and docs/ show what works: configs a user pastes load, commands parse, examples run,
+links resolve."""
 
+from __future__ import annotations
+
+import json
 import re
+import shlex
 from pathlib import Path
 
+import pytest
+
+from backends.base import CASConflict, SecretBackend
+from rotator.cli import run
 from rotator.config import load_config
+from rotator.core.record import MANAGED_BY
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
 
 
-def yaml_blocks() -> list[str]:
-    return re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+def blocks(page: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), flags=re.S)
 
 
+def config_blocks(page: Path) -> list[str]:
+    """The YAML blocks that are whole config files (they start with ``# rotator.yaml``)."""
+    return [b for b in blocks(page, "yaml") if b.startswith("# rotator.yaml")]
+
+
+def heredoc_configs(page: Path) -> list[tuple[str, str]]:
+    """``cat > NAME.yaml <<'YAML' ... YAML`` in the bash blocks: (file name, text)."""
+    return [m for b in blocks(page, "bash") for m in re.findall(r"cat > (\S+\.yaml) <<'YAML'\n(.*?)\nYAML\n", b, re.S)]
+
+
+def commands(page: Path) -> list[list[str]]:
+    """Every ``jfrog-rotator ...`` command line of the page's bash blocks, as argv (without the
+    program name), continuation lines joined, comments, ``VAR=value`` prefixes and ``&`` dropped."""
+    found = []
+    for block in blocks(page, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                words = words[1:]
+            if words and words[0] == "jfrog-rotator":
+                found.append([w for w in words[1:] if w != "&"])
+    return found
+
+
+def load(text: str, tmp_path: Path, name: str = "rotator.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(path)
+
+
+# -- the README ---------------------------------------------------------------------------------
 def test_readme_starts_with_the_two_commands():
     text = README.read_text()
     first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
     assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]
 
 
-def test_readme_rotator_config_loads(tmp_path):
-    [config] = [b for b in yaml_blocks() if b.startswith("# rotator.yaml")]
-    path = tmp_path / "rotator.yaml"
-    path.write_text(config)
-    loaded = load_config(path)
+def test_readme_minimal_config_loads(tmp_path):
+    [config] = config_blocks(README)
+    loaded = load(config, tmp_path)
+    assert [t.name for t in loaded.targets] == ["ci-deployer"]
+    assert loaded.target("ci-deployer").schedule.every == 86400 and loaded.target("ci-deployer").overlap == 3600
+    loaded.close()
+
+
+def test_readme_stays_short():
+    assert len(README.read_text().splitlines()) <= 120
+
+
+# -- docs pages ---------------------------------------------------------------------------------
+def test_configuration_full_example_loads(tmp_path):
+    [config] = config_blocks(DOCS / "configuration.md")
+    loaded = load(config, tmp_path)
     assert [t.name for t in loaded.targets] == ["ci-deployer", "release-bot"]
     assert loaded.target("release-bot").strategy == "refresh"
     loaded.close()
 
 
-def test_readme_daemon_section_loads(tmp_path):
-    [daemon] = [b for b in yaml_blocks() if b.startswith("daemon:")]
-    [config] = [b for b in yaml_blocks() if b.startswith("# rotator.yaml")]
-    path = tmp_path / "rotator.yaml"
-    path.write_text(config + daemon)
-    loaded = load_config(path)
+def test_daemon_section_loads(tmp_path):
+    [daemon] = [b for b in blocks(DOCS / "daemon.md", "yaml") if b.startswith("daemon:")]
+    [config] = config_blocks(DOCS / "configuration.md")
+    loaded = load(config + daemon, tmp_path)
     assert loaded.daemon.listen == "127.0.0.1:9464" and loaded.daemon.misfire_grace == 300
     loaded.close()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_whole_config_shown_loads(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("BAO_ADDR", "http://127.0.0.1:8200")  # the walk-throughs take Vault's address from it
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    shown = config_blocks(page) + [text for _, text in heredoc_configs(page)]
+    for text in shown:
+        load(text, tmp_path).close()
+
+
+def test_walk_throughs_write_the_configs_they_run(tmp_path):
+    for page in ("daemon.md", "vault-triggers.md"):
+        written = {name for name, _ in heredoc_configs(DOCS / page)}
+        used = {argv[argv.index("-c") + 1] for argv in commands(DOCS / page) if "-c" in argv}
+        assert written and written <= used, page
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_config_commands_shown_parse(page, tmp_path, capsys):
+    """Each command that takes a config gets past argument parsing: with a missing file it fails
+    on reading the config, not on a flag."""
+    shown = [argv for argv in commands(page) if "-c" in argv]
+    for argv in shown:
+        argv = list(argv)
+        argv[argv.index("-c") + 1] = str(tmp_path / "missing.yaml")
+        assert run(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "cannot read the config file" in err and "--help'" not in err, (argv, err)
+
+
+def test_jf_atc_commands_shown_work(emulator, cli_env, monkeypatch, capsys):
+    """The jf-atc page's commands run against the emulator, as server 'acme' or with --url."""
+    cli_env.mkdir(parents=True, exist_ok=True)
+    (cli_env / "jfrog-cli.conf.v6").write_text(json.dumps({"version": "6", "servers": [
+        {"serverId": "acme", "url": emulator.url + "/", "accessToken": emulator.admin_token, "isDefault": True}]}))
+    substitutions = {"$JFROG_ADMIN_TOKEN": emulator.admin_token, "$JFROG_URL": emulator.url,
+                     "https://acme.jfrog.io": emulator.url}
+    shown = [argv for argv in commands(DOCS / "jf-atc.md") if argv[0] in ("atc", "token")]
+    assert len(shown) >= 8
+    for argv in shown:
+        argv = [substitutions.get(word, word) for word in argv]
+        expected = 2 if "--scope" in argv and "--groups" in argv else 0  # jf refuses --scope with --groups
+        code = run(argv)
+        captured = capsys.readouterr()
+        assert code == expected, (argv, captured.err)
+
+
+def test_emulator_python_example_runs(capsys):
+    [example] = blocks(DOCS / "emulator.md", "python")
+    exec(compile(example, "docs/emulator.md", "exec"), {})
+    assert "('DELETE', '/access/api/v1/tokens/" in capsys.readouterr().out
+
+
+def test_store_plugin_example_keeps_the_store_rules():
+    [example] = [b for b in blocks(DOCS / "development.md", "python") if "class MemoryBackend" in b]
+    namespace: dict = {}
+    exec(compile(example, "docs/development.md", "exec"), namespace)
+    store = namespace["MemoryBackend"]("mem")
+    assert isinstance(store, SecretBackend)
+    assert store.read("ci").text is None
+    version = store.write("ci", "{}", expected_version=None, metadata={"managed_by": MANAGED_BY}, rotation_id="r1")
+    with pytest.raises(CASConflict):
+        store.write("ci", "{}", expected_version=None, metadata={}, rotation_id="r2")
+    store.patch_metadata("ci", {"last_error": None})
+    assert store.read("ci").version == version and store.list_managed() == ["ci"]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_links_resolve(page):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor:
+            headings = re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", linked.read_text(), flags=re.S), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{page.name}: {target}"
 
 
 def test_kubernetes_example_config_loads(tmp_path):
     import yaml
 
-    docs = list(yaml.safe_load_all((README.parent / "deploy/kubernetes/daemon.yaml").read_text()))
+    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/daemon.yaml").read_text()))
     config_map = next(d for d in docs if d["kind"] == "ConfigMap")
-    path = tmp_path / "rotator.yaml"
-    path.write_text(config_map["data"]["rotator.yaml"])
-    loaded = load_config(path)
+    loaded = load(config_map["data"]["rotator.yaml"], tmp_path)
     assert loaded.targets[0].schedule.jitter == 600
     loaded.close()
