@@ -16,7 +16,7 @@ ADMIN_SCOPE = "applied-permissions/admin"
 
 @pytest.fixture(autouse=True)
 def users(emulator):
-    """Identity tokens need existing users (reference §1.2); group/admin scopes do not."""
+    """Identity tokens need existing users (https://jfrog.com/help/r/jfrog-rest-apis/create-token); group/admin scopes do not."""
     for name in ("ci", "ci-deployer", "bot", "deployer"):
         emulator.create_user(name)
 

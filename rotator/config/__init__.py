@@ -1,4 +1,4 @@
-"""The YAML configuration (DESIGN.md "Config (YAML) contract") as typed objects.
+"""The YAML configuration (docs/configuration.md) as typed objects.
 
 Every error names the file, the key path and what is wrong, e.g.
 ``rotator.yaml: targets[2].token.expiry: must be a duration like 90s, 15m, 24h, 7d``.

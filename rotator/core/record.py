@@ -1,6 +1,6 @@
 """The stored record: the JSON object consumers read from Vault, AWS Secrets Manager or a file.
 
-Schema (DESIGN.md "The stored record")::
+Schema (docs/architecture.md, "The stored record")::
 
     {"access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
      "issued_at", "refresh_token"?, "reference_token"?,

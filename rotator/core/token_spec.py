@@ -1,6 +1,7 @@
 """What token to mint: the options of ``jf access-token-create`` and how jf turns them into a request.
 
-The request body follows jfrog-cli-core ``accesstokencreate.go`` byte for byte (reference §3.2):
+The request body follows jfrog-cli-core ``general/token/accesstokencreate.go``
+(https://github.com/jfrog/jfrog-cli-core) byte for byte (docs/jf-atc.md):
 keys in the Go struct order ``scope, expires_in, refreshable, audience, include_reference_token,
 username, project_key, description``; ``refreshable`` and ``include_reference_token`` always
 sent; ``username`` lower-cased; ``expires_in`` only when an expiry was given (0 = never expires).
@@ -19,7 +20,8 @@ SCOPE_CONFLICT = (
 EXPIRY_NOT_NUMERIC = "The '--expiry' option must have a numeric value. "
 EXPIRY_NEGATIVE = "The '--expiry' option must be non-negative. "
 
-# Limits the Access API enforces with a 400 (reference §1.2, §2.4); checked before any request.
+# Limits the Access API enforces with a 400 (https://jfrog.com/help/r/jfrog-rest-apis/create-token); checked
+# before any request.
 MAX_USERNAME = 255
 MAX_SCOPE = 500
 MAX_DESCRIPTION = 1024

@@ -73,7 +73,7 @@ class _CappedRetry(Retry):
 
 @dataclass(frozen=True, repr=False)
 class TokenResponse:
-    """The answer of create/refresh (reference §1.2). ``raw`` keeps the server's keys in order."""
+    """The answer of create/refresh (https://jfrog.com/help/r/jfrog-rest-apis/create-token). ``raw`` keeps the server's keys in order."""
 
     access_token: str
     token_id: str

@@ -88,7 +88,7 @@ def test_a_failing_step_leaves_current_and_the_next_rotation_completes(routed):
 
 
 def test_bootstrap_through_rotate_secret(routed):
-    arn = routed.secret_with("{}")  # rotation enabled before the first value existed (reference §4.1)
+    arn = routed.secret_with("{}")  # rotation enabled before the first value existed (docs/aws-lambda.md)
     empty = routed.holder(arn, "AWSCURRENT")
     routed.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", RemoveFromVersionId=empty)
     first = routed.begin(arn)

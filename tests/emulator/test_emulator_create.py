@@ -1,4 +1,4 @@
-"""POST /access/api/v1/tokens (create): bodies, defaults, validation, authorisation (reference §1.2, §2)."""
+"""POST /access/api/v1/tokens (create): bodies, defaults, validation, authorisation (https://jfrog.com/help/r/jfrog-rest-apis/create-token)."""
 
 from __future__ import annotations
 

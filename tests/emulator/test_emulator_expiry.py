@@ -1,4 +1,4 @@
-"""Expiry and authentication failures, driven by an injected clock (reference §1.6, §2.2)."""
+"""Expiry and authentication failures, driven by an injected clock (docs/emulator.md)."""
 
 from __future__ import annotations
 

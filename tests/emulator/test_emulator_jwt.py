@@ -1,4 +1,4 @@
-"""JWT format and signature (reference §2.7) and GET /access/api/v1/cert/root."""
+"""JWT format and signature (docs/emulator.md) and GET /access/api/v1/cert/root."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /tokens with filters, GET /tokens/{id} and /tokens/me (reference §1.5, §1.6)."""
+"""GET /tokens with filters, GET /tokens/{id} and /tokens/me (https://jfrog.com/help/r/jfrog-rest-apis/get-tokens)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /access/api/v1/oidc/token (reference §1.8)."""
+"""POST /access/api/v1/oidc/token (https://jfrog.com/help/r/jfrog-rest-apis/oidc-token-exchange)."""
 
 from __future__ import annotations
 

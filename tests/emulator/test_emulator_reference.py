@@ -1,4 +1,4 @@
-"""Reference tokens (reference §2.5): shape, authentication, and death with their token."""
+"""Reference tokens (docs/emulator.md): shape, authentication, and death with their token."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Refresh grant (reference §1.3, §2.6): everything rotates, the old values die at once."""
+"""Refresh grant (https://jfrog.com/help/r/jfrog-rest-apis/refresh-token): everything rotates, the old values die at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Revocation by id, ``me`` and by value (reference §1.4, §2.2)."""
+"""Revocation by id, ``me`` and by value (https://jfrog.com/help/r/jfrog-rest-apis/revoke-token-by-id)."""
 
 from __future__ import annotations
 

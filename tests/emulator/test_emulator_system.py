@@ -1,4 +1,4 @@
-"""Connectivity endpoints, Artifactory stubs, routing errors and HTTP framing (reference §1.1, §1.7, §1.9)."""
+"""Connectivity endpoints, Artifactory stubs, routing errors and HTTP framing (docs/emulator.md)."""
 
 from __future__ import annotations
 
