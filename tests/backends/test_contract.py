@@ -78,7 +78,8 @@ def value_blind_reader(store_kind: str, make_store, request) -> SecretBackend:
         openbao = request.getfixturevalue("openbao")
         openbao.write_policy("contract-metadata-only", METADATA_ONLY_POLICY)
         token = openbao.create_token(["contract-metadata-only"], ttl="10m")
-        return make_store(store_kind, kv_version="2", auth={"method": "token", "token_insecure_inline": token})
+        request.addfinalizer(lambda: openbao.revoke_token(token))
+        return make_store(store_kind, auth={"method": "token", "token_insecure_inline": token})
     if store_kind == "aws":
         # moto's server does not enforce IAM policies, so the denial of secretsmanager:GetSecretValue
         # is made on the client, by a before-call hook answering as AWS does:
