@@ -12,11 +12,6 @@ from rotator.jfrog import AccessClient, JFrogConfigError, JFrogConnectionError
 
 
 @pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
 def server_cert(ca):
     return ca.issue_cert("127.0.0.1", "localhost")
 

@@ -1,4 +1,5 @@
-"""Daemon test helpers: configs with second-scale schedules, in-process and subprocess daemons."""
+"""Daemon test fixtures: ``jfrog-rotator daemon`` in a subprocess (the in-process daemon and the
+helpers are shared: tests/fixtures/plugin.py, tests/fixtures/daemon.py)."""
 
 from __future__ import annotations
 
@@ -7,68 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from rotator.daemon import RotationDaemon
-from rotator.core.record import SecretRecord
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def daemon_env(monkeypatch, emulator, cli_env):
-    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
-    for name in ("alpha", "beta", "gamma"):
-        emulator.create_user(name)
-    return emulator
-
-
-def write_config(path: Path, emulator, targets: str, *, backends: str | None = None, daemon: str = "") -> Path:
-    backends = backends or "local: {type: file, directory: ./secrets}"
-    text = (f"jfrog:\n  url: {emulator.url}\n  access_token_env: JFROG_ADMIN_TOKEN\n"
-            f"backends:\n{textwrap.indent(textwrap.dedent(backends).strip(), '  ')}\n"
-            f"targets:\n{textwrap.indent(textwrap.dedent(targets).strip(), '  ')}\n")
-    if daemon:
-        text += f"daemon:\n{textwrap.indent(textwrap.dedent(daemon).strip(), '  ')}\n"
-    path.write_text(text)
-    return path
-
-
-def file_record(tmp_path: Path, name: str) -> SecretRecord | None:
-    file = tmp_path / "secrets" / f"{name}.json"
-    return SecretRecord.loads(file.read_text()) if file.exists() else None
-
-
-@pytest.fixture
-def start_daemon():
-    """Start an in-process daemon on a loopback endpoint; every one is stopped after the test."""
-    started: list[RotationDaemon] = []
-
-    def start(config: Path, **kwargs) -> RotationDaemon:
-        kwargs.setdefault("listen", "127.0.0.1:0")
-        daemon = RotationDaemon(str(config), **kwargs).start()
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if not daemon._stopping.is_set() or daemon.scheduler.running:
-            daemon.stop()
+from tests.fixtures.daemon import ROOT, wait_until
 
 
 class DaemonProcess:

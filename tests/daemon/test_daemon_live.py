@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from tests.daemon.conftest import file_record, wait_until, write_config
+from tests.fixtures.daemon import file_record, wait_until, write_config
 
 EVERY_2S = """\
 - name: alpha

@@ -9,8 +9,7 @@ import uuid
 import pytest
 
 from rotator.emulator import AccessPolicy
-
-from .conftest import TOKENS, bearer, jwt_payload
+from tests.fixtures.emulator_http import TOKENS, bearer, jwt_payload
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import TOKENS
+from tests.fixtures.emulator_http import TOKENS
 
 
 def test_token_is_accepted_until_its_expiry(clocked_emulator, clock, api_for):

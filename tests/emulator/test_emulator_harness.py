@@ -7,8 +7,7 @@ import time
 import pytest
 
 from rotator.emulator import AccessError
-
-from .conftest import TOKENS, bearer
+from tests.fixtures.emulator_http import TOKENS, bearer
 
 PING = "/access/api/v1/system/ping"
 

@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from .conftest import jwt_payload
+from tests.fixtures.emulator_http import jwt_payload
 
 
 def _b64url_decode(segment: str) -> bytes:

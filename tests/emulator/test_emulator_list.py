@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rotator.emulator import AccessPolicy
-
-from .conftest import TOKENS
+from tests.fixtures.emulator_http import TOKENS
 
 
 def _ids(response) -> list[str]:

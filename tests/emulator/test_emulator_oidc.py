@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import TOKENS, bearer
+from tests.fixtures.emulator_http import TOKENS, bearer
 
 OIDC = "/access/api/v1/oidc/token"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

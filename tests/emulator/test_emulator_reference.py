@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from .conftest import TOKENS, jwt_payload
+from tests.fixtures.emulator_http import TOKENS, jwt_payload
 
 REFERENCE_RE = re.compile(r"^cmVmd[A-Za-z0-9]{59}$")
 

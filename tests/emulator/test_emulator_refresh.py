@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import TOKENS, bearer
+from tests.fixtures.emulator_http import TOKENS, bearer
 
 REFRESH_404_BODY = (
     '{"errors":[{"code":"NOT_FOUND","message":"Token matching the provided refresh token was not found."}]}'

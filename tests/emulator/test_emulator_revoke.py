@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import TOKENS, bearer
+from tests.fixtures.emulator_http import TOKENS, bearer
 
 
 def test_revoke_by_id_is_200_then_204(api):

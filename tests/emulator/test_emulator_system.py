@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from .conftest import TOKENS, bearer
+from tests.fixtures.emulator_http import TOKENS, bearer
 
 
 def test_access_ping_is_200_text_ok(api):

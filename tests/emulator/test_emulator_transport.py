@@ -6,16 +6,10 @@ import socket
 
 import pytest
 import requests
-import trustme
 
 from rotator.emulator import Emulator, make_server_ssl_context
 
 PING = "/access/api/v1/system/ping"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture

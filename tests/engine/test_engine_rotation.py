@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 import logging
+from dataclasses import replace as with_
 
 import pytest
 
@@ -12,7 +13,7 @@ from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
 from rotator.core.tags import description_tag
 from rotator.engine import RotationStep
 from rotator.core.record import SecretRecord
-from tests.engine.conftest import read_raw, with_, write_raw
+from tests.fixtures.stores import read_raw, write_raw
 
 
 def stored_record(store, target) -> SecretRecord:
@@ -200,7 +201,7 @@ def test_malformed_record_is_reported_and_not_overwritten(engine, store, target,
     assert emulator.mint_count == 0
 
 
-@pytest.mark.parametrize("store", ["file", "aws"], indirect=True)  # Vault KV holds JSON objects only
+@pytest.mark.parametrize("store_kind", ["file", "aws"], indirect=True)  # Vault KV holds JSON objects only
 @pytest.mark.parametrize("text,message", [("{not json", "not valid JSON"), ('["a", "list"]', "not an object")])
 def test_value_that_is_not_a_json_object_is_reported_and_kept(engine, store, target, emulator, text, message):
     write_raw(store, target.path, text)

@@ -8,8 +8,8 @@ from pathlib import Path
 import hvac
 import pytest
 
-from rotator.cli import run
-from tests.daemon.conftest import daemon_env, spawn, start_daemon, write_config  # noqa: F401 (fixtures)
+from tests.fixtures.daemon import write_config
+from tests.fixtures.vault_root import root_client
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "vault"
 
@@ -63,20 +63,3 @@ def clear_requests(openbao) -> None:
                                                           mount_point="secret")["data"]["keys"]:
             client.secrets.kv.v2.delete_metadata_and_all_versions(f"jfrog-rotator-requests/{target}{request}",
                                                                   mount_point="secret")
-
-
-def root_client(openbao) -> hvac.Client:
-    return hvac.Client(url=openbao.addr, token=openbao.root_token)
-
-
-def metadata(openbao, path: str) -> dict:
-    return root_client(openbao).secrets.kv.v2.read_secret_metadata(path, mount_point="secret")["data"]
-
-
-def current(openbao, path: str) -> dict:
-    return root_client(openbao).secrets.kv.v2.read_secret_version(
-        path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
-
-
-def bootstrap(config) -> None:
-    assert run(["rotate", "-c", str(config), "--all"]) == 0

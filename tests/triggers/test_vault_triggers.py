@@ -14,8 +14,8 @@ import requests
 
 from rotator.cli import run
 from rotator.core.record import SecretRecord
-from tests.daemon.conftest import wait_until
-from tests.triggers.conftest import bootstrap, current, metadata, root_client
+from tests.fixtures.daemon import bootstrap, wait_until
+from tests.fixtures.vault_root import current, metadata, root_client
 
 
 def generation(openbao, path) -> int:
