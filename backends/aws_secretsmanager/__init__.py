@@ -144,7 +144,9 @@ class SecretsManagerBackend:
             self._labels.write_pending(path, text, rotation_id)
             self._labels.move_current(path, rotation_id, expected_version, secret=text)
             best_effort(self.name, "remove AWSPENDING", lambda: self._labels.drop_pending(path, rotation_id))
-        best_effort(self.name, "tag", lambda: self.patch_metadata(path, {**metadata, "managed_by": MANAGED_BY}))
+        # rotator_version: the version these tags describe (read_metadata reports current_version beside it)
+        tags = {**metadata, "managed_by": MANAGED_BY, "rotator_version": rotation_id}
+        best_effort(self.name, "tag", lambda: self.patch_metadata(path, tags))
         return rotation_id
 
     def _create(self, path: str, text: str, metadata: Mapping[str, str | None], rotation_id: str) -> str:
@@ -164,7 +166,8 @@ class SecretsManagerBackend:
         return answer.get("VersionId", rotation_id)
 
     def read_metadata(self, path: str) -> dict[str, str] | None:
-        """``DescribeSecret``: tags ``jfrog-rotator:<key>`` as ``<key>``, ``managed_by``, ``rotation_enabled``."""
+        """``DescribeSecret``: tags ``jfrog-rotator:<key>`` as ``<key>``, ``managed_by``, ``rotation_enabled``,
+        and ``current_version`` (the VersionId holding AWSCURRENT)."""
         try:
             described = self.describe(path)
         except AwsError as exc:
@@ -173,6 +176,9 @@ class SecretsManagerBackend:
             raise
         meta = from_tags(described.get("Tags") or [])
         meta["rotation_enabled"] = "true" if described.get("RotationEnabled") else "false"
+        current = label_holder(described.get("VersionIdsToStages") or {}, CURRENT)
+        if current is not None:
+            meta["current_version"] = current
         return meta
 
     def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:

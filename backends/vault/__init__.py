@@ -137,7 +137,6 @@ class VaultBackend:
         and tools that write beside the rotator)."""
         return self.transport.client
 
-    _client = client  # the name tests/engine/conftest.py reads; prefer ``client``
 
     # -- SecretBackend ---------------------------------------------------------------------------
     def read(self, path: str) -> StoredValue:
@@ -157,10 +156,10 @@ class VaultBackend:
         return self._kv.write(path, data, expected_version, metadata)
 
     def read_metadata(self, path: str) -> dict[str, str] | None:
-        """The target's metadata plus ``vault_current_version`` and ``vault_updated_time``.
+        """The target's metadata plus ``current_version`` and ``vault_updated_time``.
 
         KV v2 reads only the metadata endpoint, so a policy without ``read`` on ``data/`` suffices.
-        KV v1 must read the record; ``vault_current_version`` is then the rotator revision.
+        KV v1 must read the record; ``current_version`` is then the rotator revision.
         """
         return self._kv.read_metadata(clean_path(path))
 

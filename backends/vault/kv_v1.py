@@ -92,12 +92,12 @@ class KvV1:
         return revision
 
     def read_metadata(self, path: str) -> dict[str, str] | None:
-        """``rotator.metadata`` (read from the record) plus ``vault_current_version`` (the revision,
+        """``rotator.metadata`` (read from the record) plus ``current_version`` (the revision,
         i.e. what :meth:`write` expects) and an empty ``vault_updated_time``."""
         record = self.read_secret(path, op="read metadata")
         if record is None:
             return None
-        return {**inline_metadata.metadata(record), "vault_current_version": str(inline_metadata.revision(record)),
+        return {**inline_metadata.metadata(record), "current_version": str(inline_metadata.revision(record)),
                 "vault_updated_time": ""}
 
     def patch_metadata(self, path: str, updates: Mapping[str, str | None], *, attempts: int = 3) -> None:

@@ -90,7 +90,7 @@ class KvV2:
 
     # -- metadata ---------------------------------------------------------------------------------
     def read_secret_metadata(self, path: str) -> dict[str, str] | None:
-        """``GET <mount>/metadata/<path>``: custom_metadata plus ``vault_current_version`` and
+        """``GET <mount>/metadata/<path>``: custom_metadata plus ``current_version`` and
         ``vault_updated_time``; ``None`` when the path does not exist.
 
         https://openbao.org/api-docs/secret/kv/kv-v2/#read-secret-metadata
@@ -106,7 +106,7 @@ class KvV2:
             return None
         data = resp.get("data") or {}
         return {**string_map(data.get("custom_metadata")),
-                "vault_current_version": str(data.get("current_version") or 0),
+                "current_version": str(data.get("current_version") or 0),
                 "vault_updated_time": str(data.get("updated_time") or "")}
 
     def patch_metadata(self, path: str, custom_metadata: Mapping[str, str | None], *, op: str = "patch metadata",

@@ -91,7 +91,7 @@ def _from_metadata(status: TargetStatus, backend: SecretBackend, target: Target)
         return
     status.last_error = meta.get("last_error") or None
     status.last_rotation = meta.get("last_rotation") or None
-    written, current = meta.get("rotator_version"), meta.get("vault_current_version")
+    written, current = meta.get("rotator_version"), meta.get("current_version")
     status.written_by_hand = written is not None and current is not None and written != current
     if not meta.get("token_id"):
         return

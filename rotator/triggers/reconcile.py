@@ -147,7 +147,7 @@ class VaultReconciler:
             if requests:
                 return Decision(self._request_reason(backend, target, requests), None, tuple(requests))
             return Decision()
-        version = int(meta.get("vault_current_version") or 0)
+        version = int(meta.get("current_version") or 0)
         written = meta.get("rotator_version")
         if written is not None and written != str(version):
             foreign = self._foreign_write(target, backend, meta, version)

@@ -220,7 +220,7 @@ def test_read_metadata_does_not_read_the_secret(backends, openbao, kv2, monkeypa
     monkeypatch.setenv("TEST_META_TOKEN", secret(openbao.create_token(["metadata-only"])))
     reader = backends(config(openbao, kv_version=2, auth={"token_env": "TEST_META_TOKEN"}))
     meta = reader.read_metadata(path)
-    assert meta["managed_by"] == MANAGED_BY and meta["vault_current_version"] == "1" and meta["vault_updated_time"]
+    assert meta["managed_by"] == MANAGED_BY and meta["current_version"] == "1" and meta["vault_updated_time"]
     with pytest.raises(VaultPermissionDenied):  # proves the policy really forbids the data
         reader.read(path)
 
