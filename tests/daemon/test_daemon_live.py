@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from rotator.ops.control import DaemonControl
 from tests.daemon.conftest import file_record, wait_until, write_config
 
 EVERY_2S = """\
@@ -103,6 +104,7 @@ def test_metrics_change_after_a_rotation_and_a_failure(daemon_env, tmp_path, sta
 def test_health_ready_and_status_endpoints(daemon_env, tmp_path, start_daemon):
     cfg = write_config(tmp_path / "rotator.yaml", daemon_env, EVERY_2S.replace("every: 2s", "every: 1h"))
     daemon = start_daemon(cfg, health_interval=0.5)
+    assert isinstance(daemon, DaemonControl), "the endpoint and the triggers see the daemon through DaemonControl"
     url = daemon.ops.url
     assert url.startswith("http://127.0.0.1:")
     assert requests.get(url + "/healthz", timeout=5).json() == {"alive": True}
