@@ -67,6 +67,7 @@ class RotationDaemon:
         self._busy = threading.Condition()
         self._in_flight = 0
         self._stopping = threading.Event()
+        self._stopped = False
         self._reload_requested = threading.Event()
         self._wake = threading.Event()
         self.scheduler = self._new_scheduler()
@@ -139,6 +140,11 @@ class RotationDaemon:
         """True once a stop was asked for (a signal, :meth:`request_stop`, :meth:`stop`)."""
         return self._stopping.is_set()
 
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` has shut everything down."""
+        return self._stopped
+
     def stop(self) -> int:
         """Take no new work, wait (bounded) for rotations in flight, shut down. Returns 0 when
         nothing was left running, 1 when the wait timed out."""
@@ -162,6 +168,7 @@ class RotationDaemon:
             self.ops.stop()
         self.engine.jfrog.close()
         self.config.close()
+        self._stopped = True
         if left:
             log.error("stopped with %d rotation(s) still running after %.0fs", left, self.shutdown_timeout)
             return 1
@@ -319,13 +326,21 @@ class RotationDaemon:
             with self._busy:
                 self._in_flight -= 1
                 self._busy.notify_all()
-            if not self._stopping.is_set() and when is not None:
-                with self._lock:
-                    current = self.config.by_name.get(name)
-                if current == target:
-                    self._schedule(target, when)
-                elif current is not None:  # changed by a reload while we ran: plan with the new settings
-                    self._schedule_all([current])
+            try:
+                if not self._stopping.is_set() and when is not None:
+                    with self._lock:
+                        current = self.config.by_name.get(name)
+                    if current == target:
+                        self._schedule(target, when)
+                    elif current is not None:  # changed by a reload while we ran: plan with the new settings
+                        self._schedule_all([current])
+            finally:
+                state.runs += 1  # last: a test waiting on the count sees the run's every effect
+
+    def runs_done(self, name: str) -> int:
+        """How many runs of the target's job have finished since start (any outcome)."""
+        state = self.targets.get(name)
+        return state.runs if state else 0
 
     # -- periodic jobs -------------------------------------------------------------------------
     def _sweep_all(self) -> None:

@@ -42,6 +42,7 @@ class TargetState:
     retry_at: datetime | None = None
     in_flight: bool = False
     foreign: str | None = None  # a manual overwrite the rotator must not clobber
+    runs: int = 0  # job runs finished since the daemon started
 
 
 def target_job_id(name: str) -> str:

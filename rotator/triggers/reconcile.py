@@ -55,14 +55,19 @@ def _may_take_requests(backend: object) -> bool:
 
 
 class VaultReconciler:
-    """Installs one reconcile job per Vault KV v2 backend on the daemon's scheduler."""
+    """Installs one reconcile job per Vault KV v2 backend on the daemon's scheduler.
+
+    ``passes`` counts passes started and ``passes_done`` passes finished (all backends); with
+    ``asked`` they say what the loop did, for tests and debugging."""
 
     def __init__(self, daemon: DaemonControl, rng: random.Random | None = None) -> None:
         self.daemon = daemon
         self.rng = rng or random.Random()
         self._installed: set[str] = set()
         self._lock = threading.Lock()
-        self.passes = 0  # reconcile passes started (all backends); with ``asked``, for tests and debugging
+        self._count_lock = threading.Lock()
+        self.passes = 0
+        self.passes_done = 0
         self.asked: list[tuple[int, str, str]] = []  # (pass, target, reason) of the last rotations asked for
 
     # -- jobs -------------------------------------------------------------------------------
@@ -96,17 +101,22 @@ class VaultReconciler:
         if backend is None or not takes_requests(backend):
             return 0
         targets = [t for t in config.targets if t.backend == backend_name]
-        self.passes += 1
+        with self._count_lock:
+            self.passes += 1
         try:
             pending = backend.pending_requests()
         except BackendError as exc:
             log.warning("reconcile %s: cannot list requests: %s", backend_name, exc, extra={"backend": backend_name})
             pending = {}
         asked = 0
-        for target in targets:
-            if self.daemon.stopping:
-                break
-            asked += self.check(target, pending.get(target.name, []))
+        try:
+            for target in targets:
+                if self.daemon.stopping:
+                    break
+                asked += self.check(target, pending.get(target.name, []))
+        finally:
+            with self._count_lock:
+                self.passes_done += 1
         return asked
 
     def wake(self, target_name: str) -> bool:

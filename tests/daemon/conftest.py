@@ -67,7 +67,7 @@ def start_daemon():
 
     yield start
     for daemon in started:
-        if not daemon._stopping.is_set() or daemon.scheduler.running:
+        if not daemon.stopped:
             daemon.stop()
 
 
