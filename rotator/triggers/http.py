@@ -16,16 +16,13 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from backends.base import BackendError
-from rotator.ops.server import OpsServer, Request, Response
 from rotator.core.record import utc_iso
 from rotator.core.redact import register
-from rotator.triggers.reconcile import is_vault_kv2
-
-if TYPE_CHECKING:
-    from rotator.daemon import RotationDaemon
+from rotator.ops.control import DaemonControl
+from rotator.ops.server import OpsServer, Request, Response
+from rotator.triggers.capability import takes_requests
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,8 @@ class RateLimit:
             self._last[key] = time.monotonic()
 
 
-def mount_trigger_route(server: OpsServer, daemon: RotationDaemon, limit: RateLimit | None = None) -> None:
+def mount_trigger_route(server: OpsServer, daemon: DaemonControl, limit: RateLimit | None = None) -> None:
+    """Add ``POST /v1/trigger/<target>`` to ``server``."""
     limit = limit or RateLimit()
 
     def trigger(request: Request) -> Response:
@@ -62,7 +60,7 @@ def mount_trigger_route(server: OpsServer, daemon: RotationDaemon, limit: RateLi
         if target is None:
             return Response.json(404, {"error": f"no target named {name!r}"})
         backend = config.backends[target.backend]
-        if not is_vault_kv2(backend):
+        if not takes_requests(backend):
             return Response.json(409, {"error": f"target {name!r} is not in a Vault KV v2 store"})
         token = request.headers.get("X-Vault-Token") or request.headers.get("x-vault-token") or ""
         if not token:
@@ -77,7 +75,7 @@ def mount_trigger_route(server: OpsServer, daemon: RotationDaemon, limit: RateLi
             log.info("trigger %s refused: the caller's token has %s on the metadata path", name,
                      sorted(capabilities) or "no capability", extra={"target": name, "client": request.client})
             return Response.json(403, {"error": f"your token may not request a rotation of {name!r} "
-                                                f"(needs patch on {backend.mount}/metadata/{target.path})"})
+                                                f"(needs patch on {backend.flag_location(target.path)})"})
         wait = limit.retry_after(name)
         if wait > 0:
             return Response(429, json.dumps({"error": "too many triggers", "retry_after_seconds": round(wait, 1)})
@@ -92,7 +90,7 @@ def mount_trigger_route(server: OpsServer, daemon: RotationDaemon, limit: RateLi
             return Response.json(502, {"error": "Vault refused or failed to record the request"})
         limit.note(name)
         log.info("trigger %s accepted from %s", name, requested_by, extra={"target": name, "reason": reason})
-        threading.Thread(target=daemon.reconciler.wake, args=(name,), name=f"wake-{name}", daemon=True).start()
+        threading.Thread(target=daemon.reconcile_now, args=(name,), name=f"wake-{name}", daemon=True).start()
         return Response.json(202, {"accepted": True, "target": name, "requested_by": requested_by})
 
     server.route("POST", PREFIX, trigger, prefix=True)

@@ -23,17 +23,14 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
-
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import Any
 
 from backends.base import BackendError
-from rotator.jfrog.errors import JFrogError
+from rotator.config import Target
 from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
-
-if TYPE_CHECKING:
-    from rotator.config import Target
-    from rotator.daemon import RotationDaemon
+from rotator.jfrog.errors import JFrogError
+from rotator.ops.control import DaemonControl
+from rotator.triggers.capability import takes_requests
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +45,29 @@ class Decision:
     foreign: str | None = None          # a manual overwrite that cannot be adopted
 
 
-def is_vault_kv2(backend: Any) -> bool:
-    return type(backend).__name__ == "VaultBackend" and getattr(backend, "kv_version", 0) == 2
+def _may_take_requests(backend: object) -> bool:
+    """:func:`takes_requests`, or True while the store cannot tell: knowing needs Vault's KV
+    version, and a daemon starting while Vault is unreachable must still start (each pass asks again)."""
+    try:
+        return takes_requests(backend)
+    except BackendError:
+        return True
 
 
 class VaultReconciler:
-    """Installs one reconcile job per Vault KV v2 backend on the daemon's scheduler."""
+    """Installs one reconcile job per Vault KV v2 backend on the daemon's scheduler.
 
-    def __init__(self, daemon: RotationDaemon, rng: random.Random | None = None) -> None:
+    ``passes`` counts passes started and ``passes_done`` passes finished (all backends); with
+    ``asked`` they say what the loop did, for tests and debugging."""
+
+    def __init__(self, daemon: DaemonControl, rng: random.Random | None = None) -> None:
         self.daemon = daemon
         self.rng = rng or random.Random()
         self._installed: set[str] = set()
         self._lock = threading.Lock()
-        self.passes = 0  # reconcile passes started (all backends); with ``asked``, for tests and debugging
+        self._count_lock = threading.Lock()
+        self.passes = 0
+        self.passes_done = 0
         self.asked: list[tuple[int, str, str]] = []  # (pass, target, reason) of the last rotations asked for
 
     # -- jobs -------------------------------------------------------------------------------
@@ -69,7 +76,7 @@ class VaultReconciler:
         config = self.daemon.config
         wanted = {}
         for name, backend in config.backends.items():
-            if type(backend).__name__ != "VaultBackend":
+            if not _may_take_requests(backend):
                 continue
             if not any(t.backend == name for t in config.targets):
                 continue
@@ -79,44 +86,44 @@ class VaultReconciler:
                 self._remove(name)
             for name, backend in wanted.items():
                 interval = backend.reconcile_interval
-                self.daemon.scheduler.add_job(
-                    self.reconcile_backend, IntervalTrigger(seconds=interval, jitter=interval / 10),
-                    args=[name], id=f"reconcile:{name}", name=f"reconcile {name}", replace_existing=True,
-                    next_run_time=datetime.now(timezone.utc))
+                self.daemon.schedule_every(f"reconcile:{name}", self.reconcile_backend, seconds=interval,
+                                           jitter=interval / 10, args=[name], name=f"reconcile {name}")
             self._installed = set(wanted)
 
     def _remove(self, name: str) -> None:
-        try:
-            self.daemon.scheduler.remove_job(f"reconcile:{name}")
-        except Exception:  # already gone
-            pass
+        self.daemon.unschedule(f"reconcile:{name}")
 
     # -- one pass -----------------------------------------------------------------------------
     def reconcile_backend(self, backend_name: str) -> int:
         """One pass over a backend's targets; returns how many rotations were asked for."""
         config = self.daemon.config
         backend = config.backends.get(backend_name)
-        if backend is None or not is_vault_kv2(backend):
+        if backend is None or not takes_requests(backend):
             return 0
         targets = [t for t in config.targets if t.backend == backend_name]
-        self.passes += 1
+        with self._count_lock:
+            self.passes += 1
         try:
             pending = backend.pending_requests()
         except BackendError as exc:
             log.warning("reconcile %s: cannot list requests: %s", backend_name, exc, extra={"backend": backend_name})
             pending = {}
         asked = 0
-        for target in targets:
-            if self.daemon._stopping.is_set():
-                break
-            asked += self.check(target, pending.get(target.name, []))
+        try:
+            for target in targets:
+                if self.daemon.stopping:
+                    break
+                asked += self.check(target, pending.get(target.name, []))
+        finally:
+            with self._count_lock:
+                self.passes_done += 1
         return asked
 
     def wake(self, target_name: str) -> bool:
         """Look at one target now (HTTP trigger, events): False when it is not a Vault target."""
         config = self.daemon.config
         target = config.by_name.get(target_name)
-        if target is None or not is_vault_kv2(config.backends[target.backend]):
+        if target is None or not takes_requests(config.backends[target.backend]):
             return False
         backend = config.backends[target.backend]
         try:
@@ -210,7 +217,7 @@ class VaultReconciler:
         if record.target and record.target != target.name:
             return f"version {version} was written by hand and belongs to target {record.target!r}"
         try:
-            self.daemon.engine.jfrog.get_me(token=record.access_token)
+            self.daemon.verify_token(record.access_token)
         except JFrogError as exc:
             return f"version {version} was written by hand and its token does not work ({exc})"
         backend.patch_metadata(target.path, {**record.metadata(), "rotator_version": str(version),

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from rotator.config import Config
 from rotator.core.options import ConfigError
 from rotator.core.record import utc_iso
-from rotator.triggers.reconcile import is_vault_kv2
+from rotator.triggers.capability import takes_requests
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def request_rotation(config: Config, target_name: str, *, reason: str, token: st
         raise ConfigError(str(config.source), "targets", f"no target named {target_name!r} "
                                                          f"(known: {', '.join(config.by_name)})")
     backend = config.backends[target.backend]
-    if not is_vault_kv2(backend):
+    if not takes_requests(backend):
         raise ConfigError(str(config.source), f"backends.{target.backend}",
                           f"target {target_name!r} is not in a Vault KV v2 store; trigger works through Vault "
                           "(for AWS Secrets Manager use: aws secretsmanager rotate-secret)")
@@ -56,4 +56,4 @@ def request_rotation(config: Config, target_name: str, *, reason: str, token: st
                                       {"requested_by": who, "reason": reason, "requested_at": now}, token=token)
         return TriggerResult(target.name, "request", where, who)
     backend.request_rotation(target.path, token=token, reason=reason, requested_by=who, at=now)
-    return TriggerResult(target.name, "flag", f"{backend.mount}/metadata/{target.path}", who)
+    return TriggerResult(target.name, "flag", backend.flag_location(target.path), who)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rotator.daemon import RotationDaemon
+from backends.base import BackendError, EventStream, RotationRequests
+from rotator.ops.control import DaemonControl
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def event_path(frame: Any) -> tuple[str, str] | None:
     return None
 
 
-def target_for(daemon: RotationDaemon, backend_name: str, mount: str, path: str) -> str | None:
+def target_for(daemon: DaemonControl, backend_name: str, mount: str, path: str) -> str | None:
     """The target a KV path belongs to: the target's own path, or a request under the prefix."""
     config = daemon.config
     backend = config.backends.get(backend_name)
-    if backend is None or (mount and mount != backend.mount):
+    if not isinstance(backend, EventStream) or (mount and mount != backend.mount):
         return None
     for target in config.targets:
         if target.backend == backend_name and target.path.strip("/") == path.strip("/"):
@@ -71,10 +71,18 @@ def target_for(daemon: RotationDaemon, backend_name: str, mount: str, path: str)
     return None
 
 
+def _reconcile_interval(backend: object) -> int | str:
+    """The store's reconcile interval, for a message ("?" when it cannot say)."""
+    try:  # isinstance reads RotationRequests.accepts_requests, which may ask Vault (on Python < 3.12)
+        return backend.reconcile_interval if isinstance(backend, RotationRequests) else "?"
+    except BackendError:
+        return "?"
+
+
 class EventListener:
     """One WebSocket subscription; reconnects with back-off, stops for good on 404."""
 
-    def __init__(self, daemon: RotationDaemon, backend_name: str, event_type: str) -> None:
+    def __init__(self, daemon: DaemonControl, backend_name: str, event_type: str) -> None:
         self.daemon, self.backend_name, self.event_type = daemon, backend_name, event_type
         self._stop = threading.Event()
         self._socket: Any = None
@@ -101,7 +109,7 @@ class EventListener:
         delay = BACKOFF_START
         while not self._stop.is_set():
             backend = self.daemon.config.backends.get(self.backend_name)
-            if backend is None:
+            if not isinstance(backend, EventStream):  # removed (or replaced) by a reload
                 return
             try:
                 url, headers = backend.event_subscription(self.event_type)
@@ -116,7 +124,7 @@ class EventListener:
                     self.disabled_reason = "this Vault has no event notifications (OpenBao or Vault Community)"
                     log.warning("events on %s switched off: %s; the reconcile loop (every %ss) still finds "
                                 "every request", self.backend_name, self.disabled_reason,
-                                getattr(backend, "reconcile_interval", "?"), extra={"backend": self.backend_name})
+                                _reconcile_interval(backend), extra={"backend": self.backend_name})
                     return
                 hint = (" (the daemon's policy needs read and, on Vault Enterprise, subscribe on "
                         "sys/events/subscribe/kv-v2/*)" if exc.status_code == 403 else "")
@@ -152,14 +160,15 @@ class EventListener:
             return None
         name = target_for(self.daemon, self.backend_name, *located)
         if name is not None:
-            self.daemon.reconciler.wake(name)
+            self.daemon.reconcile_now(name)
         return name
 
 
-def start_listeners(daemon: RotationDaemon) -> list[EventListener]:
+def start_listeners(daemon: DaemonControl) -> list[EventListener]:
+    """One started listener per event type for every store with ``events: true``."""
     listeners = []
     for name, backend in daemon.config.backends.items():
-        if getattr(backend, "events", False):
+        if isinstance(backend, EventStream) and backend.events:
             for event_type in EVENT_TYPES:
                 listeners.append(EventListener(daemon, name, event_type).start())
     return listeners

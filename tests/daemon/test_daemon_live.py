@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from rotator.ops.control import DaemonControl
 from tests.fixtures.daemon import file_record, wait_until, write_config
 
 EVERY_2S = """\
@@ -62,11 +63,17 @@ def test_already_rotated_target_waits_for_its_due_time(daemon_env, tmp_path, sta
     cfg = write_config(tmp_path / "rotator.yaml", daemon_env, EVERY_2S.replace("every: 2s", "every: 1h"))
     assert run(["rotate", "-c", str(cfg), "alpha"]) == 0
     daemon = start_daemon(cfg)
-    time.sleep(1.5)
-    assert generation(tmp_path, "alpha") == 1
+    assert timedelta(minutes=58) < next_run(daemon) - datetime.now(timezone.utc) <= timedelta(hours=1), \
+        "start() planned the job for the due time"
+    assert daemon.wake("alpha")  # a due check now finds it not due
+    wait_until(lambda: daemon.runs_done("alpha") >= 1, 5, what="the due check")
+    assert generation(tmp_path, "alpha") == 1 and daemon.runs_done("alpha") == 1
+    assert timedelta(minutes=58) < next_run(daemon) - datetime.now(timezone.utc) <= timedelta(hours=1)
+
+
+def next_run(daemon) -> datetime:
     [status] = daemon.status()
-    next_run = datetime.strptime(status["next_run"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert timedelta(minutes=58) < next_run - datetime.now(timezone.utc) <= timedelta(hours=1)
+    return datetime.strptime(status["next_run"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def test_metrics_change_after_a_rotation_and_a_failure(daemon_env, tmp_path, start_daemon):
@@ -103,6 +110,7 @@ def test_metrics_change_after_a_rotation_and_a_failure(daemon_env, tmp_path, sta
 def test_health_ready_and_status_endpoints(daemon_env, tmp_path, start_daemon):
     cfg = write_config(tmp_path / "rotator.yaml", daemon_env, EVERY_2S.replace("every: 2s", "every: 1h"))
     daemon = start_daemon(cfg, health_interval=0.5)
+    assert isinstance(daemon, DaemonControl), "the endpoint and the triggers see the daemon through DaemonControl"
     url = daemon.ops.url
     assert url.startswith("http://127.0.0.1:")
     assert requests.get(url + "/healthz", timeout=5).json() == {"alive": True}
@@ -202,7 +210,14 @@ def test_two_daemons_rotate_each_target_once_per_due_time(daemon_env, tmp_path, 
     cfg = write_config(tmp_path / "rotator.yaml", daemon_env, targets, daemon="sweep_interval: 2s")
     started = time.monotonic()
     first, second = spawn(cfg), spawn(cfg)
-    time.sleep(10)
+
+    def saw_each_other() -> int:
+        """Due checks that found a target already rotated by the other daemon, and lost races."""
+        return sum(1 for p in (first, second) for r in p.logs() if r.get("outcome") == "skipped"
+                   or "lost the compare-and-set race" in r.get("message", ""))
+
+    wait_until(lambda: all(generation(tmp_path, name) >= 3 for name in ("alpha", "beta")) and saw_each_other(),
+               30, what="three generations of each target, one seen by both daemons")
     for proc in (first, second):
         proc.send(signal.SIGTERM)
     assert first.wait() == 0 and second.wait() == 0
@@ -219,9 +234,7 @@ def test_two_daemons_rotate_each_target_once_per_due_time(daemon_env, tmp_path, 
         record = file_record(tmp_path, name)
         known = {record.token_id} | {r.token_id for r in record.retired}
         assert daemon_env.live_token_count(description_prefix=f"jfrog-rotator:{name}:") == len(known)
-    skipped = sum(1 for p in (first, second) for r in p.logs() if r.get("outcome") == "skipped")
-    raced = sum(1 for p in (first, second) for r in p.logs() if "lost the compare-and-set race" in r.get("message", ""))
-    assert skipped + raced >= 1, "the second daemon saw the first one's rotations"
+    assert saw_each_other() >= 1, "the second daemon saw the first one's rotations"
 
 
 def test_vault_token_is_renewed_and_approle_relogin_after_expiry(daemon_env, tmp_path, start_daemon, openbao,
@@ -246,13 +259,19 @@ def test_vault_token_is_renewed_and_approle_relogin_after_expiry(daemon_env, tmp
     """
     cfg = write_config(tmp_path / "rotator.yaml", daemon_env, targets, backends=backends)
     daemon = start_daemon(cfg, auth_check_interval=1.0)
-    time.sleep(8)  # past both TTLs and the AppRole token's max TTL
+
+    def logged(text: str) -> bool:
+        return any(text in r.getMessage() for r in list(caplog.records))
+
+    # past the renewable token's TTL and the AppRole token's max TTL: renewed, then logged in again
+    wait_until(lambda: logged("vault auth for backend renewing: renewed")
+               and logged("vault auth for backend approle: relogin"), 20, what="a renewal and a relogin")
+    runs = {name: daemon.runs_done(name) for name in ("alpha", "beta")}
+    wait_until(lambda: all(daemon.runs_done(name) >= n + 2 for name, n in runs.items()), 15,
+               what="a whole job run of each target after the relogin")
     status = {s["target"]: s for s in daemon.status()}
     for name in ("alpha", "beta"):
         assert status[name]["generation"] >= 3, status[name]
         assert status[name]["last_error"] is None
     assert daemon.config.backends["renewing"].token_ttl() > 0, "the renewable token is still alive"
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("vault auth for backend renewing: renewed" in m for m in messages)
-    assert any("vault auth for backend approle: relogin" in m for m in messages)
     assert renewable not in caplog.text and secret_id not in caplog.text

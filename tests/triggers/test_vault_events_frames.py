@@ -47,13 +47,19 @@ def test_unrelated_or_broken_frames_are_ignored():
 
 
 class FakeDaemon:
+    """What the listener uses of rotator.ops.control.DaemonControl: the config and reconcile_now."""
+
     def __init__(self):
-        backend = SimpleNamespace(mount="secret", request_prefix="jfrog-rotator-requests")
+        backend = SimpleNamespace(events=True, mount="secret", request_prefix="jfrog-rotator-requests",
+                                  event_subscription=lambda event_type: ("ws://127.0.0.1:9/unused", {}))
         targets = [SimpleNamespace(name="ci", backend="vault-main", path="jfrog/ci")]
         self.config = SimpleNamespace(backends={"vault-main": backend}, targets=targets,
                                       by_name={t.name: t for t in targets})
         self.woken: list[str] = []
-        self.reconciler = SimpleNamespace(wake=self.woken.append)
+
+    def reconcile_now(self, name: str) -> bool:
+        self.woken.append(name)
+        return True
 
 
 def test_frames_map_to_targets_and_wake_them():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 
 import hvac
@@ -38,8 +37,12 @@ def test_flag_is_served_within_two_polls_and_cleared(vault_setup, start_daemon, 
     meta = metadata(openbao, vault_setup.path)["custom_metadata"]
     assert meta["rotate_requested"] == "false"
     assert meta["last_reason"].startswith("vault-flag by ") and meta["last_reason"].endswith(": CHG-42")
-    time.sleep(2.5)
-    assert generation(openbao, vault_setup.path) == 2, "a served flag is not served again"
+    started = daemon.reconciler.passes  # every later pass reads the cleared flag
+    wait_until(lambda: daemon.reconciler.passes_done > started and daemon.runs_done("alpha") >= 1, 10,
+               what="a whole reconcile pass after the flag was cleared")
+    assert [a for a in daemon.reconciler.asked if a[1] == "alpha"] == [(seen_in_pass, "alpha", reason)], \
+        "a served flag is not asked for again"
+    assert generation(openbao, vault_setup.path) == 2 and daemon.runs_done("alpha") == 1
 
 
 def test_request_object_is_served_recorded_and_deleted(vault_setup, start_daemon, openbao, requester_token,
@@ -117,12 +120,15 @@ def test_http_trigger(vault_setup, start_daemon, openbao, requester_token):
     assert refused.status_code == 403 and "needs patch on secret/metadata/" in refused.json()["error"]
     bogus = requests.post(url + "alpha", headers={"X-Vault-Token": "hvs." + "x" * 24}, timeout=10)
     assert bogus.status_code == 403
-    time.sleep(1.5)
-    assert generation(openbao, vault_setup.path) == 1, "refused triggers rotate nothing"
+    # each refusal was decided before it was answered: none of them set the flag
+    assert metadata(openbao, vault_setup.path)["custom_metadata"]["rotate_requested"] == "false"
     accepted = requests.post(url + "alpha", headers={"X-Vault-Token": requester_token},
                              data=json.dumps({"reason": "pager"}), timeout=10)
     assert accepted.status_code == 202 and accepted.json()["accepted"] is True
-    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5, what="the HTTP-triggered rotation")
+    wait_until(lambda: metadata(openbao, vault_setup.path)["custom_metadata"]["last_reason"].endswith(": pager")
+               and daemon.runs_done("alpha") >= 1, 5, what="the HTTP-triggered rotation")
+    assert generation(openbao, vault_setup.path) == 2 and daemon.runs_done("alpha") == 1, \
+        "the accepted trigger rotated once; the refused ones rotated nothing"
     again = requests.post(url + "alpha", headers={"X-Vault-Token": requester_token}, timeout=10)
     assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
 
@@ -141,8 +147,8 @@ def test_manual_overwrite_is_reported_not_clobbered_then_adopted(vault_setup, st
                         what="the overwrite report")
     assert status["state"] == "foreign-write" and "written by hand" in status["last_error"]
     assert 'jfrog_rotator_foreign_writes{target="alpha"} 1.0' in requests.get(url + "/metrics", timeout=5).text
-    time.sleep(3)  # the 2 s schedule came due: still not overwritten
-    assert current(openbao, vault_setup.path)["access_token"] == dead["access_token"]
+    wait_until(lambda: daemon.runs_done("alpha") >= 1, 6, what="the run the 2 s schedule made due")
+    assert current(openbao, vault_setup.path)["access_token"] == dead["access_token"], "not overwritten"
     capsys.readouterr()
     assert run(["status", "-c", str(config), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["state"] == "foreign-write"
@@ -164,7 +170,11 @@ def test_two_daemons_serve_one_request_once(vault_setup, start_daemon, openbao, 
     monkeypatch.setenv("VAULT_TOKEN", requester_token)
     assert run(["trigger", "-c", str(config), "alpha", "--request"]) == 0
     wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5)
-    time.sleep(3)  # several more passes of both loops
+    started = {daemon: daemon.reconciler.passes for daemon in (first, second)}
+    wait_until(lambda: all(d.reconciler.passes_done >= n + 2 for d, n in started.items()), 10,
+               what="two more passes of both loops")
+    assert not [a for d, n in started.items() for a in d.reconciler.asked if a[0] > n], \
+        "a served request is not asked for again"
     assert generation(openbao, vault_setup.path) == 2
     record = SecretRecord.from_json(current(openbao, vault_setup.path))
     assert run(["sweep", "-c", str(config)]) == 0
