@@ -16,7 +16,6 @@ if str(ROOT) not in sys.path:
 from tests.fixtures.moto_server import MotoServer, aws_env  # noqa: E402
 from tests.fixtures.openbao import OpenBaoServer  # noqa: E402
 
-
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
 
 

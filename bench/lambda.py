@@ -28,9 +28,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, MotoServer, dummy_aws_env  # noqa: E402
-
 import boto3  # noqa: E402
+from _servers import ROOT, MotoServer, dummy_aws_env  # noqa: E402
 
 from rotator import aws_lambda  # noqa: E402
 from rotator.emulator import Emulator  # noqa: E402
@@ -144,10 +143,11 @@ def bench_rotation(rotations: int) -> None:
 
 
 def _first_record(emulator: Emulator) -> dict:
+    from datetime import datetime, timezone
+
     from rotator.core.tags import description_tag
     from rotator.engine import next_record
     from rotator.jfrog import TokenResponse
-    from datetime import datetime, timezone
 
     answer = emulator.create_token("ci", scope="applied-permissions/groups:deployers", expires_in=7200,
                                    force_revocable=True, description=description_tag("bench", "seed"))

@@ -31,16 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import requests  # noqa: E402
 from _servers import EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env  # noqa: E402
 
-import requests  # noqa: E402
-
 from backends.base import create_backend  # noqa: E402
+from rotator.core.options import Options  # noqa: E402
 from rotator.core.target import Target  # noqa: E402
+from rotator.core.token_spec import TokenSpec  # noqa: E402
 from rotator.engine import Engine  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
-from rotator.core.options import Options  # noqa: E402
-from rotator.core.token_spec import TokenSpec  # noqa: E402
 
 SPEC = TokenSpec(groups="bench", expiry=86400)
 BODY = SPEC.request_body()

@@ -25,16 +25,15 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, EmulatorProcess, OpenBaoServer  # noqa: E402
-
 import hvac  # noqa: E402
 import requests  # noqa: E402
+from _servers import ROOT, EmulatorProcess, OpenBaoServer  # noqa: E402
 
-from rotator.daemon import RotationDaemon  # noqa: E402
 from rotator.core.target import Target  # noqa: E402
+from rotator.core.token_spec import TokenSpec  # noqa: E402
+from rotator.daemon import RotationDaemon  # noqa: E402
 from rotator.engine import Engine  # noqa: E402
 from rotator.jfrog import AccessClient  # noqa: E402
-from rotator.core.token_spec import TokenSpec  # noqa: E402
 
 DEPLOY = ROOT / "deploy" / "vault"
 

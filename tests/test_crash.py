@@ -14,8 +14,8 @@ import pytest
 
 from rotator.cli import run
 from rotator.config import load_config
-from rotator.engine import RotationStep
 from rotator.core.record import SecretRecord
+from rotator.engine import RotationStep
 
 KILL_AT = textwrap.dedent("""\
     import os, signal, sys

@@ -25,11 +25,18 @@ from typing import Any
 
 from botocore.exceptions import ProfileNotFound
 
-from backends.aws_secretsmanager.staging import (CURRENT, NO_CURRENT, PENDING, PREVIOUS, StagingLabels,
-                                                 label_holder)
+from backends.aws_secretsmanager.staging import CURRENT, NO_CURRENT, PENDING, PREVIOUS, StagingLabels, label_holder
 from backends.aws_secretsmanager.tags import MANAGED_BY_TAG, TAG_KEY_PREFIX, from_tags, tag_key, tag_value, to_tags
-from backends.aws_secretsmanager.transport import (EXISTS, NOT_FOUND, AwsError, best_effort, call, default_region,
-                                                   make_client, pages)
+from backends.aws_secretsmanager.transport import (
+    EXISTS,
+    NOT_FOUND,
+    AwsError,
+    best_effort,
+    call,
+    default_region,
+    make_client,
+    pages,
+)
 from backends.base import CASConflict, StagingState, StoredValue, Version
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY

@@ -36,8 +36,15 @@ from backends.vault.auth import AuthSettings, Credentials, VaultSession
 from backends.vault.kv_v1 import KvV1
 from backends.vault.kv_v2 import KvV2
 from backends.vault.requests import VaultRequests
-from backends.vault.transport import (VaultPermissionDenied, VaultTransport, clean_path, first_env,
-                                      mount_option, strip_prefix, tls_verify_option)
+from backends.vault.transport import (
+    VaultPermissionDenied,
+    VaultTransport,
+    clean_path,
+    first_env,
+    mount_option,
+    strip_prefix,
+    tls_verify_option,
+)
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
 from rotator.core.redact import scrub

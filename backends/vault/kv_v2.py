@@ -19,7 +19,7 @@ import hvac
 from hvac import exceptions as hvac_exc
 from hvac.utils import format_url
 
-from backends.base import BackendError, MetadataNotWritten, StoredValue, Version, WriteOutcomeUnknown
+from backends.base import BackendError, MetadataNotWritten, StoredValue, Version
 from backends.inline_metadata import string_map
 from backends.vault.auth import VaultSession
 from backends.vault.transport import MERGE_PATCH, metadata_value, strip_prefix

@@ -16,7 +16,7 @@ from typing import Any
 from rotator.aws_lambda.container import Container, current, install
 from rotator.aws_lambda.event import STEPS, RotationEvent, StepReport
 from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
-from rotator.aws_lambda.steps import STEP_FUNCTIONS, RotationFailed, StepContext
+from rotator.aws_lambda.steps import STEP_FUNCTIONS, RotationFailed, StepContext, finish_replayed
 
 
 def handler(event: Any, context: Any = None) -> None:
@@ -28,8 +28,10 @@ def handler(event: Any, context: Any = None) -> None:
         ctx = StepContext(LambdaSettings.from_env(), request, current())
         already_current = ctx.check_secret()
         report.secret = ctx.arn
-        if already_current:
+        if already_current:  # a replay after success: nothing to do but repair what a crash left
             report.outcome = "already-current"
+            if request.step == "finishSecret":
+                finish_replayed(ctx, report)
             return
         STEP_FUNCTIONS[request.step](ctx, report)
     except Exception as exc:

@@ -147,6 +147,34 @@ def finish_secret(ctx: StepContext, report: StepReport) -> None:
         report.details["warnings"] = [scrub(w) for w in warnings]
 
 
+def finish_replayed(ctx: StepContext, report: StepReport) -> None:
+    """``finishSecret`` again on a version that is already current: a previous run promoted it and
+    died before (or while) writing its tags. Repair the tags from the record, then do what that run
+    could not (revoke what is due, sweep orphans); with tags in order there is nothing to do."""
+    record = ctx.current_record()
+    if record is None:
+        return
+    report.token_id = record.token_id
+    target = ctx.target(record)
+    try:
+        if ctx.staging.pending == ctx.event.token:  # the run died between the two label moves
+            ctx.backend.drop_pending(ctx.event.secret_id, ctx.event.token)
+        metadata = ctx.backend.read_metadata(ctx.event.secret_id) or {}
+    except BackendError as exc:
+        raise RotationFailed(f"finishSecret: {exc}") from None
+    repaired = ctx.engine.repair_metadata(target, ctx.backend, record, metadata, ctx.staging.current)
+    if repaired is None:
+        return
+    warnings: list[str] = []
+    if ctx.retire_policy.revokes:
+        report.details["revoked"], _ = ctx.engine.revoke_due(target, record, warnings)
+    report.details["orphans_revoked"] = ctx.engine.sweep_orphans(target, record, warnings,
+                                                                 this_rotation=ctx.event.token)
+    report.details["repaired"] = repaired
+    if warnings:
+        report.details["warnings"] = [scrub(w) for w in warnings]
+
+
 STEP_FUNCTIONS: dict[str, Callable[[StepContext, StepReport], None]] = {
     "createSecret": create_secret,
     "setSecret": set_secret,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rotator.core.token_spec import TokenSpec, parse_expiry
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConfigError
 from rotator.jfrog.servers import ConnectionFlags, ServerDetails, resolve_server
-from rotator.core.token_spec import TokenSpec, parse_expiry
 
 NO_URL = "no JFrog Platform URL specified, either via the --url flag or as part of the server configuration"
 TOKEN_MANDATORY = "authenticating with access token is currently mandatory for creating access tokens"

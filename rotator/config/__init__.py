@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from rotator.core.target import (
     Target,
 )
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
-
 
 
 @dataclass(frozen=True)

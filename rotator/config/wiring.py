@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from rotator.config import Config, JFrogSettings
+from rotator.core.options import ConfigError
 from rotator.engine import Engine, StepHook
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
 from rotator.jfrog.servers import server_from_config
-from rotator.core.options import ConfigError
 
 
 def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClient, bool]:

@@ -17,15 +17,15 @@ from urllib.parse import quote
 
 import requests
 import requests.auth
-from requests.adapters import HTTPAdapter
 import urllib3
+from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from rotator import __version__
-from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
 from rotator.core.http_env import default_verify, pin_environment
-from rotator.jfrog.gojson import go_json
 from rotator.core.redact import REDACTED, register, scrub
+from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
+from rotator.jfrog.gojson import go_json
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ class _CappedRetry(Retry):
 
 @dataclass(frozen=True, repr=False)
 class TokenResponse:
-    """The answer of create/refresh (https://jfrog.com/help/r/jfrog-rest-apis/create-token). ``raw`` keeps the server's keys in order."""
+    """The answer of create/refresh (https://jfrog.com/help/r/jfrog-rest-apis/create-token).
+
+    ``raw`` keeps the server's keys in order."""
 
     access_token: str
     token_id: str

@@ -1,7 +1,7 @@
 """Read the claims of a JFrog access token without verifying it.
 
-JFrog access tokens are RS256 JWTs (https://jfrog.com/help/r/jfrog-rest-apis/get-root-certificate): ``jti`` is the token id, ``sub`` is
-``<issuer>/users/<username>``, ``scp`` the scope, ``exp`` absent for non-expiring tokens.
+JFrog access tokens are RS256 JWTs (https://jfrog.com/help/r/jfrog-rest-apis/get-root-certificate):
+``jti`` is the token id, ``sub`` is ``<issuer>/users/<username>``, ``scp`` the scope, ``exp`` absent for non-expiring tokens.
 Reference tokens (``cmVmdGtu…``) are opaque and have no claims.
 """
 

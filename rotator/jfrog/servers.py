@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rotator.jfrog.errors import JFrogConfigError
 from rotator.core.redact import register
+from rotator.jfrog.errors import JFrogConfigError
 
 CONFIG_FILE = "jfrog-cli.conf.v6"
 ENCRYPTION_KEY_ENV = "JFROG_CLI_ENCRYPTION_KEY"

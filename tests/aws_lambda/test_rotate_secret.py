@@ -13,10 +13,10 @@ from backends.aws_secretsmanager import SecretsManagerBackend
 from rotator.aws_lambda import RotationFailed, RotationSetupError
 from rotator.core.schedule import next_due
 from rotator.core.target import Target
+from rotator.core.token_spec import TokenSpec
 from rotator.engine import Engine
 from rotator.engine.status import target_status
 from rotator.jfrog import AccessClient
-from rotator.core.token_spec import TokenSpec
 from tests.fixtures.lambda_harness import STEPS
 
 

@@ -7,14 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError, token_overrides, token_spec
+from rotator.core.record import RetiredToken, SecretRecord
 from rotator.core.target import target_name_for as target_name
 from rotator.engine import AfterNextRotation
 
 
 def retired_after(current, *, policy, now, grace):
+    """The Lambda's REVOKE_PREVIOUS policy, as the engine applies it."""
     return AfterNextRotation(policy, grace).retired(current, "recreate", "new-token-id", now)
-from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError, token_overrides, token_spec
-from rotator.core.record import RetiredToken, SecretRecord
+
 
 BASE = {"JFROG_URL": "https://acme.jfrog.io/"}
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

@@ -15,8 +15,15 @@ import uuid
 import pytest
 
 from backends.aws_secretsmanager import NO_CURRENT, SecretsManagerBackend, label_holder
-from backends.base import (BackendError, CASConflict, SecretBackend, StagingBackend, StoredValue,
-                           WriteOutcomeUnknown, create_backend)
+from backends.base import (
+    BackendError,
+    CASConflict,
+    SecretBackend,
+    StagingBackend,
+    StoredValue,
+    WriteOutcomeUnknown,
+    create_backend,
+)
 from rotator.core.options import ConfigError, Options
 from rotator.core.record import MANAGED_BY
 from tests.fixtures.imports import modules_after_import
@@ -291,7 +298,8 @@ def test_drop_pending_of_a_version_without_the_label_changes_nothing(aws_backend
 def test_metadata_round_trips_through_tags(aws_backend):
     create(aws_backend, "jfrog/ci")
     meta = aws_backend.read_metadata("jfrog/ci")
-    assert meta == {**META, "managed_by": MANAGED_BY, "rotation_enabled": "false",
+    current = aws_backend.read("jfrog/ci").version
+    assert meta == {**META, "managed_by": MANAGED_BY, "rotation_enabled": "false", "current_version": current,
                     # ',' is not allowed in a tag value: lists become space separated
                     "retired": "tid-0@2026-11-27T23:00:00Z tid-x@2026-11-28T23:00:00Z"}
 
@@ -301,8 +309,10 @@ def test_tags_with_the_jfrog_rotator_prefix_read_as_metadata(aws_backend):
     aws_backend.client.create_secret(Name="jfrog/old", SecretString="x", Tags=[
         {"Key": "managed-by", "Value": MANAGED_BY}, {"Key": "jfrog-rotator:token_id", "Value": "tid-9"},
         {"Key": "jfrog-rotator:generation", "Value": "7"}, {"Key": "team", "Value": "not ours"}])
+    current = aws_backend.read("jfrog/old").version
     assert aws_backend.read_metadata("jfrog/old") == {"managed_by": MANAGED_BY, "token_id": "tid-9",
-                                                      "generation": "7", "rotation_enabled": "false"}
+                                                      "generation": "7", "rotation_enabled": "false",
+                                                      "current_version": current}
 
 
 def test_patch_metadata_sanitises_and_truncates_values(aws_backend):

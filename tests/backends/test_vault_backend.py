@@ -14,8 +14,19 @@ import uuid
 
 import pytest
 
-from backends.base import (BackendError, CASConflict, EventStream, LocalStore, RenewableAuth, RotationRequests,
-                           SecretBackend, StagingBackend, StoredValue, WriteOutcomeUnknown, create_backend)
+from backends.base import (
+    BackendError,
+    CASConflict,
+    EventStream,
+    LocalStore,
+    RenewableAuth,
+    RotationRequests,
+    SecretBackend,
+    StagingBackend,
+    StoredValue,
+    WriteOutcomeUnknown,
+    create_backend,
+)
 from backends.vault import VaultBackend, VaultPermissionDenied
 from rotator.core.options import ConfigError, Options
 from rotator.core.record import MANAGED_BY

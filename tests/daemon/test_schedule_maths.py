@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rotator.core.target import Schedule, Target
-from rotator.daemon import cron_max_gap, schedule_problem
 from rotator.core.schedule import jittered, next_due
+from rotator.core.target import Schedule, Target
 from rotator.core.token_spec import TokenSpec
+from rotator.daemon import cron_max_gap, schedule_problem
 
 T0 = datetime(2026, 11, 27, 22, 0, 0, tzinfo=timezone.utc)
 

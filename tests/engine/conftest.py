@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rotator.core.token_spec import TokenSpec
 from rotator.core.target import Target
+from rotator.core.token_spec import TokenSpec
 from rotator.engine import Engine
 from rotator.jfrog import AccessClient
 from tests.fixtures.stores import STORE_NAME

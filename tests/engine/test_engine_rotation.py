@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 import logging
+import uuid
 from dataclasses import replace as with_
 
 import pytest
 
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
+from rotator.core.record import SecretRecord
 from rotator.core.tags import description_tag
 from rotator.engine import RotationStep
-from rotator.core.record import SecretRecord
 from tests.fixtures.stores import read_raw, write_raw
 
 
