@@ -178,14 +178,15 @@ class RotationRequests(Protocol):
     """Vault-triggered renewal: rotation flags in the target's metadata and request objects under a
     prefix, written by callers with their own (narrow) token, read by the daemon's reconcile loop.
 
-    ``accepts_requests`` is false where the store cannot hold them (a Vault KV v1 mount)."""
+    ``accepts_requests()`` is false where the store cannot hold them (a Vault KV v1 mount)."""
 
     reconcile_interval: int
     request_prefix: str
     renew_before: tuple[int | None, float | None]
 
-    @property
-    def accepts_requests(self) -> bool: ...
+    def accepts_requests(self) -> bool:
+        """Whether this store can hold flags and requests (a method, not a property: ``isinstance``
+        on a runtime protocol reads properties before Python 3.12, and this may ask the server)."""
 
     def flag_location(self, path: str) -> str:
         """Where the flag of ``path`` lives, for messages (``secret/metadata/ci/token``)."""

@@ -59,7 +59,7 @@ class VaultBackend:
     """A Vault/OpenBao KV mount as a :class:`backends.base.SecretBackend`.
 
     Also ``backends.base.RenewableAuth`` (it keeps its token alive), ``RotationRequests`` (flags and
-    request objects; ``accepts_requests`` is false on a KV v1 mount) and ``EventStream``.
+    request objects; ``accepts_requests()`` is false on a KV v1 mount) and ``EventStream``.
     """
 
     def __init__(self, name: str, *, url: str, auth: AuthSettings, mount: str = "secret",
@@ -129,13 +129,9 @@ class VaultBackend:
         """KV v2 keeps custom_metadata apart from the data; KV v1 keeps it inside the record."""
         return self._kv.metadata_without_secret
 
-    @property
     def accepts_requests(self) -> bool:
-        """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata.
-
-        Before Python 3.12, ``isinstance(store, RotationRequests)`` reads this property, so with
-        ``kv_version: auto`` that check may be the call that detects the version.
-        """
+        """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata
+        (with ``kv_version: auto`` this may be the call that detects the version)."""
         return self._kv.accepts_requests
 
     @property
@@ -259,7 +255,7 @@ class VaultBackend:
         return self._kv_api
 
     def _needs_kv2(self, op: str) -> None:
-        if not self.accepts_requests:
+        if not self.accepts_requests():
             raise BackendError(f"{op}: mount {self.mount}/ is KV v{self.kv_version}; rotation requests "
                                "need a KV v2 mount", backend=self.name, path=self.request_prefix)
 

@@ -11,7 +11,7 @@ from backends.base import BackendError, SecretBackend
 from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
 from rotator.core.schedule import next_due
 from rotator.core.target import Target
-from rotator.engine.steps import repair_metadata
+from rotator.engine.current import repair_metadata
 
 
 class HasBackends(Protocol):

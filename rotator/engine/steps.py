@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,14 +22,14 @@ from backends.base import (
     MetadataNotWritten,
     SecretBackend,
     StagingBackend,
-    StoredValue,
     WriteOutcomeUnknown,
 )
 from rotator.core.record import RecordError, SecretRecord, utc_iso
 from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
 from rotator.core.target import Target
 from rotator.core.token_spec import SpecError
-from rotator.engine.records import RetirePolicy, metadata_drift, next_record, rotation_metadata
+from rotator.engine.current import AdminCredential, Current, Minted, repair_metadata
+from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
@@ -39,58 +38,6 @@ from rotator.jfrog.jwt import InvalidTokenFormat
 log = logging.getLogger("rotator.engine")
 
 _RETRYABLE_VERIFY = (401, 403, 404)  # new credentials can take a moment to propagate
-
-
-@dataclass(frozen=True)
-class AdminCredential:
-    """The credential that mints (``recreate``) and cleans up: the JFrog client's own when ``read``
-    is ``None``, else a token read when needed (the Lambda's ``JFROG_ADMIN_SECRET_ARN``)."""
-
-    read: Callable[[], str] | None = None
-
-    def token(self) -> str | None:
-        return self.read() if self.read is not None else None
-
-
-@dataclass(frozen=True)
-class Current:
-    """What READ found: the store, its value and version, and the record in it (``None``: no
-    token yet). ``repaired`` says what READ fixed in the metadata beside the record."""
-
-    backend: SecretBackend
-    stored: StoredValue
-    record: SecretRecord | None
-    repaired: str | None = None
-
-    @property
-    def version(self) -> Any:
-        return self.stored.version
-
-
-@dataclass(frozen=True)
-class Minted:
-    token: TokenResponse
-    strategy: str  # recreate | refresh | self
-
-
-def repair_metadata(target: Target, backend: SecretBackend, record: SecretRecord, metadata: Mapping[str, str],
-                    version: Any) -> str | None:
-    """Bring the metadata back in line with the record when they disagree (a value that landed
-    without the metadata write after it); returns what was repaired, ``None`` when nothing was."""
-    drift = metadata_drift(record, metadata)
-    if drift is None:
-        return None
-    updates: dict[str, str | None] = {**record.metadata()}
-    if backend.metadata_without_secret and version is not None:
-        updates["rotator_version"] = str(version)  # the version the rotator stands behind
-    try:
-        backend.patch_metadata(target.path, updates)
-    except BackendError as exc:
-        log.warning("%s: %s; repairing the metadata failed: %s", target.name, drift, exc)
-        return None
-    message = f"repaired the metadata of {backend.name}:{target.path}: {drift}"
-    log.warning("%s: %s", target.name, message, extra={"target": target.name})
-    return message
 
 
 class RotationSteps:

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Any
 
-from backends.base import BackendError, EventStream, RotationRequests
+from backends.base import EventStream, RotationRequests
 from rotator.ops.control import DaemonControl
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,7 @@ def target_for(daemon: DaemonControl, backend_name: str, mount: str, path: str) 
 
 def _reconcile_interval(backend: object) -> int | str:
     """The store's reconcile interval, for a message ("?" when it cannot say)."""
-    try:  # isinstance reads RotationRequests.accepts_requests, which may ask Vault (on Python < 3.12)
-        return backend.reconcile_interval if isinstance(backend, RotationRequests) else "?"
-    except BackendError:
-        return "?"
+    return backend.reconcile_interval if isinstance(backend, RotationRequests) else "?"
 
 
 class EventListener:

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 import pytest
 
 from backends.aws_secretsmanager import SecretsManagerBackend
-from tests.fixtures.lambda_harness import STEPS
 from tests.fixtures.imports import ROOT
+from tests.fixtures.lambda_harness import STEPS
 
 KILL_AT = textwrap.dedent("""\
     import os, signal, sys
