@@ -160,7 +160,7 @@ class SecretsManagerBackend:
         """``CreateSecret`` with value, tags and KMS key in one call (idempotent per token)
         (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html)."""
         params: dict[str, Any] = {"Name": path, "SecretString": text, "ClientRequestToken": rotation_id,
-                                  "Tags": to_tags({**metadata, "managed_by": MANAGED_BY})}
+                                  "Tags": to_tags({**metadata, "managed_by": MANAGED_BY, "rotator_version": rotation_id})}
         if self.kms_key_id:
             params["KmsKeyId"] = self.kms_key_id
         try:
@@ -176,7 +176,7 @@ class SecretsManagerBackend:
         """``DescribeSecret``: tags ``jfrog-rotator:<key>`` as ``<key>``, ``managed_by``, ``rotation_enabled``,
         and ``current_version`` (the VersionId holding AWSCURRENT)."""
         try:
-            described = self.describe(path)
+            described = self._labels.describe(path)
         except AwsError as exc:
             if exc.code == NOT_FOUND:
                 return None
@@ -242,15 +242,6 @@ class SecretsManagerBackend:
     def drop_pending(self, path: str, rotation_id: str) -> None:
         """Take ``AWSPENDING`` off version ``rotation_id`` (an abandoned rotation); no-op when it lacks it."""
         self._labels.drop_pending(path, rotation_id)
-
-    # -- what the Lambda reads until it uses staging() ------------------------------------------
-    def describe(self, path: str) -> dict[str, Any]:
-        """The raw ``DescribeSecret`` answer (without ``ResponseMetadata``)."""
-        return self._labels.describe(path)
-
-    def stages(self, path: str) -> dict[str, list[str]]:
-        """``DescribeSecret`` ``VersionIdsToStages``: ``{VersionId: [labels]}`` (empty when no versions)."""
-        return self._labels.versions(path)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _api(self, operation: str, path: str, *, write: bool = False, secret: str | None = None,

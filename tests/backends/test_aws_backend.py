@@ -300,6 +300,7 @@ def test_metadata_round_trips_through_tags(aws_backend):
     meta = aws_backend.read_metadata("jfrog/ci")
     current = aws_backend.read("jfrog/ci").version
     assert meta == {**META, "managed_by": MANAGED_BY, "rotation_enabled": "false", "current_version": current,
+                    "rotator_version": current,  # the tags describe the current version
                     # ',' is not allowed in a tag value: lists become space separated
                     "retired": "tid-0@2026-11-27T23:00:00Z tid-x@2026-11-28T23:00:00Z"}
 
