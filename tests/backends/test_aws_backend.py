@@ -469,6 +469,6 @@ def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
 def test_none_metadata_values_never_become_the_text_none(aws_backend):
     aws_backend.write("none-values", SECRET_TEXT, expected_version=None, metadata={"retired": None, "target": "t"},
                       rotation_id=str(uuid.uuid4()))
-    tags = {t["Key"]: t["Value"] for t in aws_backend.describe("none-values")["Tags"]}
+    tags = {t["Key"]: t["Value"] for t in aws_backend.client.describe_secret(SecretId="none-values")["Tags"]}
     assert "None" not in tags.values()
     assert aws_backend.read_metadata("none-values").get("retired") is None
