@@ -203,6 +203,10 @@ class RotationRequests(Protocol):
     def delete_request(self, target: str, request_id: str) -> None:
         """Delete a served request object."""
 
+    def request_created(self, target: str, request_id: str) -> str:
+        """When the request object was made, by the store's clock (as ``read_metadata`` reports
+        ``current_version_created``); ``""`` when it is gone."""
+
     def caller_capabilities(self, token: str, path: str) -> list[str]:
         """What a caller's ``token`` may do on the flag of ``path``, asked *as the caller*."""
 

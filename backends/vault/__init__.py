@@ -224,6 +224,10 @@ class VaultBackend:
         self._needs_kv2("read request")
         return self._requests.read_request(target, request_id)
 
+    def request_created(self, target: str, request_id: str) -> str:
+        self._needs_kv2("read request")
+        return self._requests.request_created(target, request_id)
+
     def delete_request(self, target: str, request_id: str) -> None:
         self._needs_kv2("delete request")
         self._requests.delete_request(target, request_id)

@@ -90,7 +90,8 @@ class KvV2:
 
     # -- metadata ---------------------------------------------------------------------------------
     def read_secret_metadata(self, path: str) -> dict[str, str] | None:
-        """``GET <mount>/metadata/<path>``: custom_metadata plus ``current_version`` and
+        """``GET <mount>/metadata/<path>``: custom_metadata plus ``current_version``, when it and the
+        path were created (``current_version_created``, ``created_time``: Vault's clock) and
         ``vault_updated_time``; ``None`` when the path does not exist.
 
         https://openbao.org/api-docs/secret/kv/kv-v2/#read-secret-metadata
@@ -105,8 +106,12 @@ class KvV2:
         if resp is None:
             return None
         data = resp.get("data") or {}
+        current = str(data.get("current_version") or 0)
+        versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
         return {**string_map(data.get("custom_metadata")),
-                "current_version": str(data.get("current_version") or 0),
+                "current_version": current,
+                "current_version_created": str((versions.get(current) or {}).get("created_time") or ""),
+                "created_time": str(data.get("created_time") or ""),
                 "vault_updated_time": str(data.get("updated_time") or "")}
 
     def patch_metadata(self, path: str, custom_metadata: Mapping[str, str | None], *, op: str = "patch metadata",

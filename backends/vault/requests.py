@@ -57,6 +57,11 @@ class VaultRequests:
         data = json.loads(stored.text)
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
+    def request_created(self, target: str, request_id: str) -> str:
+        """``created_time`` of the request object's metadata (Vault's clock); ``""`` when it is gone."""
+        meta = self.kv.read_secret_metadata(f"{self.request_prefix}/{target}/{request_id}")
+        return meta.get("created_time", "") if meta else ""
+
     def delete_request(self, target: str, request_id: str) -> None:
         """Delete a served request object with all its versions."""
         self.kv.delete_metadata_and_all_versions(f"{self.request_prefix}/{target}/{request_id}",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -43,6 +44,7 @@ class Decision:
     version: Any = None                 # the version the decision was made on
     requests: tuple[str, ...] = ()      # request ids this rotation serves
     foreign: str | None = None          # a manual overwrite that cannot be adopted
+    served: tuple[str, ...] = ()        # requests a rotation after them served already: delete only
 
 
 def _may_take_requests(backend: object) -> bool:
@@ -141,6 +143,8 @@ class VaultReconciler:
             log.warning("reconcile %s: %s", target.name, exc, extra={"target": target.name})
             return 0
         self.daemon.set_foreign(target.name, decision.foreign)
+        if decision.served:
+            self._delete_served(target, backend, decision.served)
         if decision.reason is None:
             return 0
         self.asked = [*self.asked[-99:], (self.passes, target.name, decision.reason)]
@@ -161,7 +165,10 @@ class VaultReconciler:
             if foreign:
                 return Decision(foreign=foreign)
         if requests:
-            return Decision(self._request_reason(backend, target, requests), version, tuple(requests))
+            waiting = self._not_yet_served(backend, target, requests, meta)
+            if waiting:
+                return Decision(self._request_reason(backend, target, waiting), version, tuple(requests))
+            return Decision(served=tuple(requests))
         if meta.get("rotate_requested") == "true":
             who = meta.get("requested_by")
             why = meta.get("requested_reason")
@@ -173,6 +180,29 @@ class VaultReconciler:
         return Decision()
 
     # -- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _not_yet_served(backend: Any, target: Target, requests: list[str], meta: dict[str, str]) -> list[str]:
+        """The requests made before the current version was written are served by the rotation
+        that wrote it (another replica may not have deleted them yet): by Vault's own clock, so a
+        request is served once however many daemons see it."""
+        written = vault_time(meta.get("current_version_created"))
+        if written is None:
+            return list(requests)
+        waiting = []
+        for request_id in requests:
+            made = vault_time(backend.request_created(target.name, request_id))
+            if made is None or made >= written:
+                waiting.append(request_id)
+        return waiting
+
+    @staticmethod
+    def _delete_served(target: Target, backend: Any, requests: tuple[str, ...]) -> None:
+        for request_id in requests:
+            try:
+                backend.delete_request(target.name, request_id)
+            except BackendError as exc:  # deleted by the replica that served it, or left for the next pass
+                log.debug("%s: could not delete served request %s: %s", target.name, request_id, exc)
+
     @staticmethod
     def _request_reason(backend: Any, target: Target, requests: list[str]) -> str:
         first = requests[0]
@@ -226,3 +256,16 @@ class VaultReconciler:
         log.info("%s: adopted version %d written by hand (token %s)", target.name, version, record.token_id,
                  extra={"target": target.name})
         return None
+
+
+_VAULT_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def vault_time(text: str | None) -> datetime | None:
+    """An RFC 3339 time as Vault writes it (nanoseconds, trailing zeros cut); ``None`` if absent."""
+    found = _VAULT_TIME.fullmatch(text or "")
+    if not found:
+        return None
+    whole, fraction, zone = found.groups()
+    micros = (fraction or "").ljust(6, "0")[:6]
+    return datetime.fromisoformat(f"{whole}.{micros}{'+00:00' if zone == 'Z' else zone}")

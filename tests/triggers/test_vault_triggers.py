@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime, timezone
 
 import hvac
 import pytest
 import requests
 
 from rotator.cli import run
+from rotator.config import load_config
 from rotator.core.record import SecretRecord
+from rotator.triggers.reconcile import VaultReconciler
 from tests.fixtures.daemon import bootstrap, wait_until
 from tests.fixtures.vault_root import current, metadata, root_client
 
@@ -193,3 +196,32 @@ def test_events_adapter_switches_itself_off_on_openbao(vault_setup, start_daemon
     warnings = [r.getMessage() for r in caplog.records if "switched off" in r.getMessage()]
     assert len(warnings) == 2 and "reconcile loop" in warnings[0]
     assert requests.get(daemon.ops.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_request_older_than_the_current_version_was_served_and_is_only_deleted(vault_setup, openbao,
+                                                                                 requester_token, monkeypatch):
+    """Another replica rotated for the request and has not deleted it yet: seen now, it is served
+    (by Vault's clock: the current version was written after the request), so nothing is minted."""
+    config_path = vault_setup()
+    bootstrap(config_path)
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config_path), "alpha", "--request"]) == 0
+    monkeypatch.delenv("VAULT_TOKEN")
+    assert run(["rotate", "-c", str(config_path), "alpha", "--reason", "served by another replica"]) == 0
+    config = load_config(config_path)
+    try:
+        target = config.target("alpha")
+        backend = config.backends[target.backend]
+        waiting = backend.requests_for("alpha")
+        assert len(waiting) == 1
+        decision = VaultReconciler(daemon=None).decide(target, backend, waiting, datetime.now(timezone.utc))
+        assert decision.reason is None and decision.served == tuple(waiting)
+        # ... while a request made after the current version is still to be served
+        monkeypatch.setenv("VAULT_TOKEN", requester_token)
+        assert run(["trigger", "-c", str(config_path), "alpha", "--request"]) == 0
+        fresh = backend.requests_for("alpha")
+        decision = VaultReconciler(daemon=None).decide(target, backend, fresh, datetime.now(timezone.utc))
+        assert decision.reason and decision.reason.startswith("request:") and decision.requests == tuple(fresh)
+    finally:
+        config.close()
+    assert generation(openbao, vault_setup.path) == 2
