@@ -345,7 +345,7 @@ HAND_WRITTEN = [json.dumps({"access_token": OLD, "note": "x"}), json.dumps({"tok
                 json.dumps({"scope": "s", "access_token": OLD, "expires_in": 60, "reference_token": REFERENCE}),
                 f"# kept\nexport ACCESS_TOKEN='{OLD}'\nJFROG_USERNAME=u\nX=1\n",
                 dockerconfig({"a.io": {"auth": auth("u", OLD)}, "b.io": {"password": "not-it"}})]
-PROPERTY = settings(max_examples=200, derandomize=True, deadline=None)
+PROPERTY = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 
 
 def test_every_shape_and_format_is_exercised_here():
