@@ -155,6 +155,15 @@ class StagingState:
 
 
 @runtime_checkable
+class DocumentStore(Protocol):
+    """A store that keeps metadata beside *any* value, so a target can hold what its consumers read
+    (a bare token, a ``.dockerconfigjson`` ...) with the record's bookkeeping in the metadata."""
+
+    def keeps_metadata_apart(self) -> bool:
+        """False where the metadata can only live inside our record (a Vault KV v1 mount)."""
+
+
+@runtime_checkable
 class RenewableAuth(Protocol):
     """A store that logs in and must keep its own credential alive (Vault tokens have a TTL)."""
 
@@ -272,6 +281,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MANAGED_BY",
     "SecretBackend",
+    "DocumentStore",
     "EventStream",
     "LocalStore",
     "MetadataNotWritten",

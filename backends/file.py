@@ -5,7 +5,9 @@ temporary file in the same directory, are fsynced and renamed over the old file,
 sees the old or the new record, never half of one. An advisory ``flock`` on ``<file>.lock``
 serialises writers on this host, and a revision counter (``rotator.revision`` in the record)
 gives compare-and-set. Metadata lives in the record under ``rotator.metadata``
-(:mod:`backends.inline_metadata` holds those rules, shared with a Vault KV v1 mount).
+(:mod:`backends.inline_metadata` holds those rules, shared with a Vault KV v1 mount); a value that
+is not our record (a consumer document: a bare token, a ``.dockerconfigjson`` ...) is stored as
+given, with its revision and metadata in a 0600 sidecar ``<path>.json.meta``.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ class FileBackend:
 
     # -- protocol -------------------------------------------------------------------------
     def read(self, path: str) -> StoredValue:
-        # No lock: writers replace the file by an atomic rename, so a read sees a whole record.
-        text = self._read_text(self._file(path))
+        # No lock: writers replace files by an atomic rename, so a read sees a whole value.
+        file = self._file(path)
+        text = self._read_text(file)
         if text is None:
             return StoredValue(None, None)
-        record = inline_metadata.decode(text)
-        return StoredValue(text, inline_metadata.revision(record), inline_metadata.metadata(record))
+        revision, metadata = self._bookkeeping(file, text)
+        return StoredValue(text, revision, metadata)
 
     def write(self, path: str, text: str, *, expected_version: Any, metadata: Mapping[str, str | None],
               rotation_id: str) -> int:
@@ -59,13 +62,22 @@ class FileBackend:
         self._ensure_directory()
         with self._lock(file):
             text_now = self._read_text(file)
-            current = None if text_now is None else inline_metadata.decode(text_now)
-            found = None if current is None else inline_metadata.revision(current)
+            found, meta_now = (None, {}) if text_now is None else self._bookkeeping(file, text_now)
             if not inline_metadata.revision_matches(expected_version, found):
                 raise CASConflict(f"write: {inline_metadata.mismatch(expected_version, found)}",
                                   backend=self.name, path=path)
-            record, revision = inline_metadata.next_record(current, _as_object(text, self.name, path), metadata)
-            self._replace(file, json.dumps(record, indent=2) + "\n")
+            revision = (found or 0) + 1
+            merged = inline_metadata.merge_metadata(meta_now, metadata)
+            if _is_record(text):
+                record = {**_as_object(text, self.name, path)}
+                record["rotator"] = {**inline_metadata.rotator_section(record), "revision": revision,
+                                     "metadata": merged}
+                self._replace(file, json.dumps(record, indent=2) + "\n")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(_sidecar(file))
+            else:  # a consumer document: the value as given, the bookkeeping beside it
+                self._replace(file, text)
+                self._replace(_sidecar(file), json.dumps({"revision": revision, "metadata": merged}, indent=2))
         return revision
 
     def read_metadata(self, path: str) -> dict[str, str] | None:
@@ -78,6 +90,12 @@ class FileBackend:
             current = self._read_text(file)
             if current is None:
                 raise BackendError("patch metadata: no such target", backend=self.name, path=path)
+            sidecar = self._read_sidecar(file)
+            if sidecar is not None or not _is_record(current):
+                revision, metadata = sidecar if sidecar is not None else (0, {})
+                merged = inline_metadata.merge_metadata(metadata, updates)
+                self._replace(_sidecar(file), json.dumps({"revision": revision + 1, "metadata": merged}, indent=2))
+                return
             data = _as_object(current, self.name, path)
             if not isinstance(data.get("rotator", {}), dict):
                 raise BackendError("patch metadata: 'rotator' is not an object", backend=self.name, path=path)
@@ -90,12 +108,17 @@ class FileBackend:
         found = []
         for file in sorted(self.directory.rglob("*.json")):
             try:
-                metadata = inline_metadata.metadata(inline_metadata.decode(file.read_text(encoding="utf-8")))
-            except OSError:
+                _, metadata = self._bookkeeping(file, file.read_text(encoding="utf-8"))
+            except (OSError, BackendError):
                 continue
             if metadata.get("managed_by") == MANAGED_BY:
                 found.append(file.relative_to(self.directory).as_posix().removesuffix(".json"))
         return found
+
+    def keeps_metadata_apart(self) -> bool:
+        """backends.base.DocumentStore: a value that is not our record gets a 0600 sidecar file
+        (``<path>.json.meta``) holding its revision and metadata."""
+        return True
 
     def check(self) -> str:
         self._ensure_directory()
@@ -129,6 +152,23 @@ class FileBackend:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
+    def _bookkeeping(self, file: Path, text: str) -> tuple[int, dict[str, str]]:
+        """Revision and metadata of a value: from its sidecar when it has one, else from the record."""
+        sidecar = self._read_sidecar(file)
+        if sidecar is not None:
+            return sidecar
+        record = inline_metadata.decode(text)
+        return inline_metadata.revision(record), inline_metadata.metadata(record)
+
+    def _read_sidecar(self, file: Path) -> tuple[int, dict[str, str]] | None:
+        text = self._read_text(_sidecar(file))
+        if text is None:
+            return None
+        data = inline_metadata.decode(text)
+        if not isinstance(data, dict):
+            raise BackendError("the metadata file is not a JSON object", backend=self.name, path=str(_sidecar(file)))
+        return inline_metadata.revision({"rotator": data}), inline_metadata.string_map(data.get("metadata"))
+
     def _read_text(self, file: Path) -> str | None:
         try:
             return file.read_text(encoding="utf-8")
@@ -157,6 +197,16 @@ class FileBackend:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _sidecar(file: Path) -> Path:
+    return file.with_name(file.name + ".meta")
+
+
+def _is_record(text: str) -> bool:
+    """Our record (a JSON object with a ``rotator`` section) keeps its bookkeeping inside itself."""
+    data = inline_metadata.decode(text)
+    return isinstance(data, dict) and isinstance(data.get("rotator"), dict)
 
 
 def _as_object(text: str, backend: str, path: str) -> dict[str, Any]:

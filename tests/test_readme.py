@@ -76,7 +76,7 @@ def test_readme_stays_short():
 
 # -- docs pages ---------------------------------------------------------------------------------
 def test_configuration_full_example_loads(tmp_path):
-    [config] = config_blocks(DOCS / "configuration.md")
+    config = config_blocks(DOCS / "configuration.md")[0]  # the first whole config is the full example
     loaded = load(config, tmp_path)
     assert [t.name for t in loaded.targets] == ["ci-deployer", "release-bot"]
     assert loaded.target("release-bot").strategy == "refresh"
@@ -85,9 +85,17 @@ def test_configuration_full_example_loads(tmp_path):
 
 def test_daemon_section_loads(tmp_path):
     [daemon] = [b for b in blocks(DOCS / "daemon.md", "yaml") if b.startswith("daemon:")]
-    [config] = config_blocks(DOCS / "configuration.md")
+    config = config_blocks(DOCS / "configuration.md")[0]
     loaded = load(config + daemon, tmp_path)
     assert loaded.daemon.listen == "127.0.0.1:9464" and loaded.daemon.misfire_grace == 300
+    loaded.close()
+
+
+def test_the_formats_example_loads_with_its_formats(tmp_path):
+    [formats] = [b for b in config_blocks(DOCS / "configuration.md") if "format:" in b]
+    loaded = load(formats, tmp_path)
+    assert [(t.format, t.template is not None) for t in loaded.targets] == [("dockerconfigjson", False),
+                                                                           ("template", True)]
     loaded.close()
 
 

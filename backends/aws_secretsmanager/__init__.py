@@ -172,6 +172,10 @@ class SecretsManagerBackend:
             raise
         return answer.get("VersionId", rotation_id)
 
+    def keeps_metadata_apart(self) -> bool:
+        """backends.base.DocumentStore: the tags live beside any SecretString."""
+        return True
+
     def read_metadata(self, path: str) -> dict[str, str] | None:
         """``DescribeSecret``: tags ``jfrog-rotator:<key>`` as ``<key>``, ``managed_by``, ``rotation_enabled``,
         and ``current_version`` (the VersionId holding AWSCURRENT)."""

@@ -129,6 +129,10 @@ class VaultBackend:
         """KV v2 keeps custom_metadata apart from the data; KV v1 keeps it inside the record."""
         return self._kv.metadata_without_secret
 
+    def keeps_metadata_apart(self) -> bool:
+        """backends.base.DocumentStore: KV v2's custom_metadata lives beside any value; KV v1 has none."""
+        return self.metadata_without_secret
+
     def accepts_requests(self) -> bool:
         """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata
         (with ``kv_version: auto`` this may be the call that detects the version)."""
@@ -143,7 +147,9 @@ class VaultBackend:
 
     # -- SecretBackend ---------------------------------------------------------------------------
     def read(self, path: str) -> StoredValue:
-        return self._kv.read(clean_path(path))
+        stored = self._kv.read(clean_path(path))
+        text = _text_of(stored.text)
+        return stored if text is stored.text else StoredValue(text, stored.version, stored.metadata)
 
     def write(self, path: str, text: str, *, expected_version: Version, metadata: Mapping[str, str | None],
               rotation_id: str) -> Version:
@@ -153,7 +159,7 @@ class VaultBackend:
         KV v1: see :mod:`backends.vault.kv_v1` (the check and the write are two requests, not atomic).
         """
         path = clean_path(path)
-        data = _json_object(text, self.name, path)
+        data = _json_object(text, self.name, path) if text.lstrip().startswith("{") else {TEXT_KEY: text}
         log.debug("%s: write %s (kv v%s, expected version %s, rotation %s)", self.name, path,
                   self.kv_version, expected_version, rotation_id)
         return self._kv.write(path, data, expected_version, metadata)
@@ -294,6 +300,20 @@ class VaultBackend:
         version = str((data.get("options") or {}).get("version") or "1")
         log.debug("%s: mount %s is KV v%s", self.name, where, version)
         return 2 if version == "2" else 1
+
+
+#: Vault KV holds JSON objects; a value that is plain text (a bare token, env text) is kept as
+#: ``{"value": <text>}`` (``bao kv get -field=value``) and read back as the text.
+TEXT_KEY = "value"
+
+
+def _text_of(stored_text: str | None) -> str | None:
+    if stored_text is None or not stored_text.startswith('{"value"'):
+        return stored_text
+    data = json.loads(stored_text)
+    if isinstance(data, dict) and set(data) == {TEXT_KEY} and isinstance(data[TEXT_KEY], str):
+        return data[TEXT_KEY]
+    return stored_text
 
 
 def _json_object(text: str, backend: str, path: str) -> dict:

@@ -28,25 +28,22 @@ from typing import Any
 from backends.aws_secretsmanager import NO_CURRENT, PENDING
 from backends.base import BackendError, CASConflict, StagingState, WriteOutcomeUnknown
 from rotator.aws_lambda.container import Container
+from rotator.aws_lambda.documents import PENDING_TAG, current_document, pending_document, pending_tag
+from rotator.aws_lambda.errors import RotationFailed
 from rotator.aws_lambda.event import RotationEvent, StepReport
 from rotator.aws_lambda.settings import OVERRIDES_KEY, LambdaSettings, RotationSetupError, token_spec
 from rotator.core.record import RecordError, SecretRecord
 from rotator.core.redact import register, scrub
+from rotator.core.shapes import Found
 from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
+from rotator.engine.documents import render_value
 from rotator.jfrog.client import TokenResponse
 
 log = logging.getLogger("rotator.aws_lambda")
 
 LAST_REASON = "Secrets Manager rotation"
-
-
-class RotationFailed(RuntimeError):
-    """A step could not complete: a remote call failed or a guard refused. Secrets Manager retries."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(scrub(message))
 
 
 def create_secret(ctx: StepContext, report: StepReport) -> None:
@@ -73,8 +70,12 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
     except RotationError as exc:
         ctx.engine.discard(target, minted.token, "it is not a JWT")
         raise RotationFailed(f"createSecret: {exc.detail}") from None
-    text = record.dumps()
+    found = ctx.current_found()
+    text = render_value(target, record, found, ctx.settings.jfrog_url)
     try:
+        if found is not None:  # a document: its bookkeeping waits in a tag until finishSecret
+            ctx.backend.patch_metadata(ctx.event.secret_id, {PENDING_TAG: pending_tag(ctx.event.token, record,
+                                                                                     current)})
         ctx.backend.write_pending(ctx.event.secret_id, text, ctx.event.token, rotation_token=ctx.event.rotation_token)
     except WriteOutcomeUnknown as exc:  # it may have landed: a retry reads it back, or the sweep revokes it
         raise RotationFailed(f"createSecret: {exc}") from None
@@ -127,12 +128,14 @@ def finish_secret(ctx: StepContext, report: StepReport) -> None:
     pending = ctx.pending_record()
     report.token_id = pending.token_id
     target = ctx.target(pending)
-    if not _built_on(pending, ctx.current_record()):
+    if not ctx.pending_built_on_current(pending):
         ctx.abandon(target, pending, "AWSCURRENT changed after createSecret (another writer rotated the secret)")
     warnings: list[str] = []
     try:
         ctx.engine.promote(target, pending, ctx.event.token, ctx.staging.current or NO_CURRENT,
                            reason=LAST_REASON, warnings=warnings)
+        if ctx.pending_demoted is not None:
+            ctx.engine.write_metadata(target, ctx.backend, {PENDING_TAG: None}, warnings)
     except CASConflict as exc:
         ctx.abandon(target, pending, str(exc))
     except BackendError as exc:
@@ -183,12 +186,6 @@ STEP_FUNCTIONS: dict[str, Callable[[StepContext, StepReport], None]] = {
 }
 
 
-def _built_on(pending: SecretRecord, current: SecretRecord | None) -> bool:
-    """Was ``pending`` made from ``current``? Then it lists the token it demotes (none for the first)."""
-    demoted = {r.token_id for r in pending.retired}
-    return current.token_id in demoted if current is not None else not demoted
-
-
 def _token_id_of(text: str) -> str | None:
     try:
         data = json.loads(text)
@@ -213,6 +210,8 @@ class StepContext:
                                     clock=container.clock, sleep=container.sleep, verify_delay=0.25,
                                     verify_timeout=settings.test_timeout)
         self.retire_policy = AfterNextRotation(settings.revoke_previous, settings.previous_token_grace)
+        self._current: tuple[SecretRecord | None, Found | None] | None = None
+        self.pending_demoted: str | None = None  # a pending document's demoted token ("" for the first)
 
     def check_secret(self) -> bool:
         """AWS's template checks, on every step; true when the version is already current (a
@@ -261,13 +260,46 @@ class StepContext:
         if text is None:
             raise RotationFailed(f"{self.event.step}: version {self.event.token} of {self.arn} has no value: "
                                  "createSecret has not stored one")
-        return self._parse(text, "AWSPENDING")
+        try:
+            return SecretRecord.loads(text)
+        except RecordError as exc:
+            return self._pending_document(text, exc)
+
+    def pending_built_on_current(self, pending: SecretRecord) -> bool:
+        """Was the pending value made from the current one? A record lists the token it demotes (none
+        for the first); a document's pending tag names it."""
+        current = self.current_record()
+        if self.pending_demoted is not None:
+            return self.pending_demoted == (current.token_id if current is not None else "")
+        demoted = {r.token_id for r in pending.retired}
+        return current.token_id in demoted if current is not None else not demoted
 
     def current_record(self) -> SecretRecord | None:
-        """The ``AWSCURRENT`` record, ``None`` when the secret has no current value (bootstrap)."""
-        holder = self.staging.current
-        text = self._read(holder) if holder else None
-        return self._parse(text, "AWSCURRENT") if text is not None else None
+        """The ``AWSCURRENT`` record (ours, rebuilt from a document and its tags, or adopted), ``None``
+        when the secret has no current value (bootstrap)."""
+        return self._current_state()[0]
+
+    def current_found(self) -> Found | None:
+        """How the ``AWSCURRENT`` value holds its token when it is not our record."""
+        return self._current_state()[1]
+
+    def _current_state(self) -> tuple[SecretRecord | None, Found | None]:
+        if self._current is None:
+            holder = self.staging.current
+            text = self._read(holder) if holder else None
+            if text is None:
+                self._current = (None, None)
+            else:
+                try:
+                    self._current = (SecretRecord.loads(text), None)
+                except RecordError as exc:
+                    self._current = current_document(self, text, exc)
+        return self._current
+
+    def _pending_document(self, text: str, not_a_record: RecordError) -> SecretRecord:
+        record, demoted = pending_document(self, text, not_a_record)
+        self.pending_demoted = demoted
+        return record
 
     def _read(self, version_id: str) -> str | None:
         cached = self.container.recall(self.arn, version_id)
@@ -280,13 +312,6 @@ class StepContext:
         if text is not None:
             self.container.remember(self.arn, version_id, text)
         return text
-
-    def _parse(self, text: str, stage: str) -> SecretRecord:
-        try:
-            return SecretRecord.loads(text)
-        except RecordError as exc:
-            raise RotationSetupError(f"the {stage} value of {self.arn} is not a usable record ({exc}); it was "
-                                     "left untouched: fix it, or put a valid record") from None
 
     # -- credentials and giving up ----------------------------------------------------------
     def admin_token(self) -> str:

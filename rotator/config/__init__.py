@@ -18,10 +18,10 @@ import yaml
 
 from backends.base import SecretBackend, create_backend
 from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
+from rotator.core.shapes import FORMATS
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
     DEFAULT_OVERLAP,
-    FORMATS,
     STRATEGIES,
     TARGET_NAME,
     TARGET_NAME_HINT,
@@ -231,6 +231,7 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
                           f"target {name!r} (strategy {strategy}) needs an admin credential: set "
                           f"access_token_env, access_token_file or server_id")
     schedule = _schedule(opts.mapping("schedule", None), token)
+    consumer = _consumer_format(opts, strategy)
     target = Target(
         name=name,
         backend=backend,
@@ -239,12 +240,31 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
         strategy=strategy,
         schedule=schedule,
         overlap=opts.duration("overlap", DEFAULT_OVERLAP),
-        format=opts.str("format", "record", choices=FORMATS),
         fallback_to_recreate=fallback,
         orphan_grace=opts.duration("orphan_grace", DEFAULT_ORPHAN_GRACE),
+        adopt=opts.bool("adopt", True),
+        **consumer,
     )
     opts.finish()
     return target
+
+
+def _consumer_format(opts: Options, strategy: str) -> dict[str, Any]:
+    """``format``, ``registry_hosts`` and ``template``: what consumers read (docs/configuration.md)."""
+    fmt = opts.str("format", None, choices=FORMATS)
+    hosts = opts.list("registry_hosts", [])
+    if hosts and fmt != "dockerconfigjson":
+        raise opts.error("registry_hosts", "only applies to format: dockerconfigjson")
+    if not all(isinstance(h, str) and h and "/" not in h for h in hosts):
+        raise opts.error("registry_hosts", "must be a list of host names (acme.jfrog.io)")
+    template = opts.str("template", None)
+    if (template is None) != (fmt != "template"):
+        raise opts.error("template" if fmt == "template" else "format",
+                         "format: template needs a template, and a template needs format: template")
+    if strategy == "refresh" and fmt not in (None, "record"):
+        raise opts.error("format", f"strategy refresh needs format: record (the refresh token is kept in the "
+                                   f"record, and a {fmt} document has no place for it)")
+    return {"format": fmt, "registry_hosts": tuple(hosts), "template": template}
 
 
 def _token(opts: Options) -> TokenSpec:

@@ -19,7 +19,6 @@ TARGET_NAME_HINT = "letters, digits, '.', '_' and '-' only (it goes into the tok
 _TARGET_NAME = re.compile(TARGET_NAME)
 
 STRATEGIES = ("recreate", "refresh", "self")
-FORMATS = ("record",)
 DEFAULT_OVERLAP = 3600
 DEFAULT_ORPHAN_GRACE = 600
 
@@ -64,7 +63,13 @@ class Target:
     fallback_to_recreate: bool = True
     orphan_grace: int = DEFAULT_ORPHAN_GRACE
     schedule: Schedule = field(default_factory=lambda: Schedule("before_expiry", before_expiry_fraction=0.25))
-    format: str = "record"
+    #: What consumers read (:data:`rotator.core.shapes.FORMATS`); ``None``: our record, or the
+    #: shape an adopted value already had.
+    format: str | None = None
+    #: Take over a value that holds a working token but is not our record (docs/configuration.md).
+    adopt: bool = True
+    registry_hosts: tuple[str, ...] = ()  # dockerconfigjson: the hosts (default: the JFrog URL's)
+    template: str | None = None  # format template: the text, with {access_token}, {username}, ...
 
 
 def is_target_name(name: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from backends.base import BackendError, SecretBackend, StoredValue
 from rotator.core.record import SecretRecord
+from rotator.core.shapes import Found
 from rotator.core.target import Target
 from rotator.engine.records import metadata_drift
 from rotator.jfrog.client import TokenResponse
@@ -31,12 +32,15 @@ class AdminCredential:
 @dataclass(frozen=True)
 class Current:
     """What READ found: the store, its value and version, and the record in it (``None``: no
-    token yet). ``repaired`` says what READ fixed in the metadata beside the record."""
+    token yet): our record, one rebuilt from a document and its metadata, or one adopted.
+    ``repaired`` says what READ fixed in the metadata beside the record."""
 
     backend: SecretBackend
     stored: StoredValue
     record: SecretRecord | None
     repaired: str | None = None
+    found: Found | None = None  # the shape the value holds when it is not our record
+    adopted: bool = False  # the value was not ours: its record comes from JFrog (/tokens/me)
 
     @property
     def version(self) -> Any:

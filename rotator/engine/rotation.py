@@ -103,7 +103,7 @@ class Engine(RotationSteps):
         self._hook(RotationStep.RETIRE, "before", rid)
         revoked, done = self.revoke_due(target, record, [])
         if done:
-            self.drop_retired(target, current.backend, record, version, done)
+            self.drop_retired(target, current, record, version, done)
         result.revoked = revoked
         self._hook(RotationStep.RETIRE, "after", rid)
 
@@ -121,7 +121,7 @@ class Engine(RotationSteps):
         if record is not None:
             revoked, done = self.revoke_due(target, record, result.errors)
             if done:
-                self.drop_retired(target, current.backend, record, current.version, done)
+                self.drop_retired(target, current, record, current.version, done)
             result.retired_revoked = revoked
         result.orphans_revoked = self.sweep_orphans(target, record, result.errors)
         return result

@@ -86,7 +86,11 @@ def target_status(config: HasBackends, target: Target, now: datetime | None = No
 
 
 def _from_metadata(status: TargetStatus, backend: SecretBackend, target: Target) -> None:
-    meta = backend.read_metadata(target.path)
+    _fill_from_metadata(status, backend.read_metadata(target.path) or {})
+
+
+def _fill_from_metadata(status: TargetStatus, meta: Mapping[str, str]) -> None:
+    """The bookkeeping of the metadata (for our record, or for a document in another format)."""
     if not meta:
         return
     status.last_error = meta.get("last_error") or None
@@ -110,7 +114,15 @@ def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -
     status.source = "record"
     if stored.text is None:
         return
-    record = SecretRecord.loads(stored.text)
+    try:
+        record = SecretRecord.loads(stored.text)
+    except RecordError:  # a document in another format: its bookkeeping is in the metadata
+        status.source = "metadata"
+        _fill_from_metadata(status, stored.metadata)
+        if status.token_id is None:
+            status.last_error = ("not a record of ours: the next rotation adopts it if it holds a working JFrog "
+                                 "token (or refuses it, saying why)")
+        return
     status.token_id, status.username = record.token_id, record.username
     status.issued_at, status.expires_at = record.issued_at, record.expires_at
     status.generation, status.retired_waiting = record.generation, len(record.retired)

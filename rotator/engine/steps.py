@@ -24,11 +24,13 @@ from backends.base import (
     StagingBackend,
     WriteOutcomeUnknown,
 )
-from rotator.core.record import RecordError, SecretRecord, utc_iso
+from rotator.core.record import SecretRecord, utc_iso
 from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
 from rotator.core.target import Target
 from rotator.core.token_spec import SpecError
 from rotator.engine.current import AdminCredential, Current, Minted, repair_metadata
+from rotator.engine.documents import keeps_record, render_value
+from rotator.engine.reading import read_current
 from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
@@ -77,32 +79,9 @@ class RotationSteps:
             raise RotationError(target.name, RotationStep.READ, f"no backend named {target.backend!r}") from None
 
     def read(self, target: Target) -> Current:
-        """The current value and record; metadata that disagrees with the record is repaired."""
-        backend = self.backend(target)
-        try:
-            stored = backend.read(target.path)
-        except BackendError as exc:
-            raise RotationError(target.name, RotationStep.READ, str(exc)) from None
-        record = self.parse(target, backend, stored.text)
-        repaired = None
-        if record is not None and stored.metadata:
-            repaired = self.repair_metadata(target, backend, record, stored.metadata, stored.version)
-        return Current(backend, stored, record, repaired)
-
-    def parse(self, target: Target, backend: SecretBackend, text: str | None) -> SecretRecord | None:
-        if text is None:
-            return None
-        try:
-            record = SecretRecord.loads(text)
-        except RecordError as exc:
-            raise RotationError(target.name, RotationStep.READ,
-                                f"the stored value at {backend.name}:{target.path} is not a usable record "
-                                f"({exc}); it was left untouched: fix it or delete it to bootstrap") from None
-        if record.target and record.target != target.name:
-            raise RotationError(target.name, RotationStep.READ,
-                                f"{backend.name}:{target.path} belongs to target {record.target!r}; "
-                                "two targets must not share a path") from None
-        return record
+        """The current value as a record (ours, rebuilt from a document, or adopted); metadata that
+        disagrees with our record is repaired (:mod:`rotator.engine.reading`)."""
+        return read_current(target, self.backend(target), self.jfrog)
 
     def repair_metadata(self, target: Target, backend: SecretBackend, record: SecretRecord,
                         metadata: Mapping[str, str], version: Any) -> str | None:
@@ -214,7 +193,8 @@ class RotationSteps:
         backend = current.backend
         metadata = rotation_metadata(record, reason=reason, now=self.clock())
         try:
-            return backend.write(target.path, record.dumps(), expected_version=current.version,
+            text = render_value(target, record, current.found, self.jfrog.url)
+            return backend.write(target.path, text, expected_version=current.version,
                                  metadata=metadata, rotation_id=rotation_id)
         except CASConflict:
             self.discard(target, minted.token, "another writer stored a token first")
@@ -237,8 +217,8 @@ class RotationSteps:
         """The write may have landed: never revoke a token the store might now hand out."""
         try:
             again = backend.read(target.path)
-            landed = again.text is not None and SecretRecord.loads(again.text).token_id == minted.token_id
-        except (BackendError, RecordError):
+            landed = again.text is not None and minted.access_token in again.text  # any format holds it
+        except BackendError:
             raise RotationError(target.name, RotationStep.STORE,
                                 f"{exc}; the outcome is unknown: token {minted.token_id} was kept (if it was "
                                 "stored, the next status, sweep or rotation repairs the metadata; if not, "
@@ -304,10 +284,18 @@ class RotationSteps:
                 done.add(retired.token_id)
         return revoked, done
 
-    def drop_retired(self, target: Target, backend: SecretBackend, record: SecretRecord, version: Any,
+    def drop_retired(self, target: Target, current: Current, record: SecretRecord, version: Any,
                      done: set[str]) -> None:
-        """Rewrite the record without the ``done`` entries (CAS on ``version``)."""
+        """Rewrite the record without the ``done`` entries (CAS on ``version``); for a document,
+        whose bookkeeping is in the metadata, only the metadata changes."""
+        backend = current.backend
         remaining = record.without_retired(done)
+        if not keeps_record(target, current.found):
+            try:
+                backend.patch_metadata(target.path, remaining.metadata())
+            except BackendError as exc:
+                log.warning("%s: revoked retired token(s) but could not update the metadata: %s", target.name, exc)
+            return
         try:
             backend.write(target.path, remaining.dumps(), expected_version=version,
                           metadata=remaining.metadata(), rotation_id=f"retire-{version}")

@@ -172,9 +172,18 @@ def test_create_only_write_conflicts_when_value_exists(kv2):
         kv2.write(path, record_text(token_id="other"), expected_version=None, metadata={}, rotation_id="r2")
 
 
-def test_write_rejects_text_that_is_not_a_json_object(kv2):
-    with pytest.raises(BackendError, match="JSON object"):
-        kv2.write(unique(), "[1, 2]", expected_version=None, metadata={}, rotation_id="r1")
+def test_plain_text_is_kept_under_value_and_read_back_as_the_text(kv2, openbao):
+    """Vault KV holds JSON objects: a value in another format (a bare token, env text) is stored as
+    ``{"value": <text>}`` (``bao kv get -field=value``) and read back as the text."""
+    path = unique()
+    kv2.write(path, "JFROG_ACCESS_TOKEN=abc\n", expected_version=None, metadata={}, rotation_id="r1")
+    assert kv2.read(path).text == "JFROG_ACCESS_TOKEN=abc\n"
+    assert openbao.api("GET", f"secret/data/{path}")["data"]["data"] == {"value": "JFROG_ACCESS_TOKEN=abc\n"}
+
+
+def test_write_rejects_an_object_that_is_not_valid_json(kv2):
+    with pytest.raises(BackendError, match="not valid JSON"):
+        kv2.write(unique(), "{not json", expected_version=None, metadata={}, rotation_id="r1")
 
 
 def test_deleted_current_version_reads_as_none_and_cas_write_replaces_it(kv2, openbao):

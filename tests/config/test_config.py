@@ -99,10 +99,34 @@ def test_cron_schedule_with_timezone(tmp_path):
      "backends.local.type: unknown backend type 'filez' (available: aws-secretsmanager, file, vault"),
     ("{type: file, directory: ./secrets}", "{type: file, directory: ./secrets, mode: 600}",
      "backends.local.mode: unknown key"),
+    ("overlap: 1h", "overlap: 1h\n    format: yaml", "targets[0].format: must be one of record, token, dockerconfigjson"),
+    ("overlap: 1h", "overlap: 1h\n    format: template", "targets[0].template: format: template needs a template"),
+    ("overlap: 1h", "overlap: 1h\n    template: 'x={access_token}'", "targets[0].format: format: template needs"),
+    ("overlap: 1h", "overlap: 1h\n    registry_hosts: [acme.jfrog.io]",
+     "targets[0].registry_hosts: only applies to format: dockerconfigjson"),
+    ("overlap: 1h", "overlap: 1h\n    format: dockerconfigjson\n    registry_hosts: [https://acme.jfrog.io/x]",
+     "targets[0].registry_hosts: must be a list of host names"),
+    ("overlap: 1h", "overlap: 1h\n    adopt: maybe", "targets[0].adopt: must be true or false"),
 ])
 def test_errors_name_the_key_path(tmp_path, old, new, message):
     assert old in BASE
     assert error_of(tmp_path, BASE.replace(old, new)).startswith(message)
+
+
+def test_refresh_needs_the_record_format(tmp_path):
+    text = BASE.replace("expiry: 7d,", "expiry: 7d, refreshable: true,").replace(
+        "overlap: 1h", "overlap: 1h\n    strategy: refresh\n    format: token")
+    assert error_of(tmp_path, text).startswith("targets[0].format: strategy refresh needs format: record")
+
+
+def test_formats_and_adoption_load(tmp_path):
+    text = BASE.replace("overlap: 1h", "overlap: 1h\n    format: dockerconfigjson\n    adopt: false\n"
+                                       "    registry_hosts: [acme.jfrog.io, docker.acme.io]")
+    target = load_config(write(tmp_path, text)).targets[0]
+    assert (target.format, target.adopt, target.registry_hosts) == ("dockerconfigjson", False,
+                                                                    ("acme.jfrog.io", "docker.acme.io"))
+    default = load_config(write(tmp_path, BASE)).targets[0]
+    assert (default.format, default.adopt, default.template) == (None, True, None)
 
 
 def test_duplicate_target_names(tmp_path):

@@ -1,0 +1,106 @@
+"""Secrets that are not our record, in the Lambda: adopted, rotated in the shape they had.
+
+A secret holding ``{"username", "password"}`` (JFrog's own rotator Lambda), a bare token, or any
+shape :func:`rotator.core.shapes.find_token` knows is adopted when its token works, and each
+rotation writes the new token back in that shape; the record's bookkeeping lives in the secret's
+tags. Between ``createSecret`` and ``finishSecret`` the pending version's bookkeeping waits in one
+tag (``pending``: version, token id, generation, the token it demotes), since a version of a
+secret cannot carry tags of its own. See docs/aws-lambda.md ("Adopting a secret").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from backends.base import BackendError, StagingState
+from rotator.aws_lambda.errors import RotationFailed
+from rotator.aws_lambda.event import RotationEvent
+from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
+from rotator.core.record import RecordError, SecretRecord
+from rotator.core.shapes import Found, ShapeError, find_token
+from rotator.core.target import target_name_for
+from rotator.engine.documents import adopted_record, record_from_metadata
+from rotator.engine.records import RetirePolicy, next_record
+from rotator.engine.steps import RotationSteps
+from rotator.jfrog.client import TokenResponse
+from rotator.jfrog.errors import JFrogError, JFrogHTTPError
+
+PENDING_TAG = "pending"
+
+
+class StepContext(Protocol):
+    """What these functions use of :class:`rotator.aws_lambda.steps.StepContext`."""
+
+    settings: LambdaSettings
+    event: RotationEvent
+    arn: str
+    staging: StagingState
+    backend: Any
+    engine: RotationSteps
+    retire_policy: RetirePolicy
+    container: Any
+
+    def current_record(self) -> SecretRecord | None: ...
+
+
+
+
+def pending_tag(version_id: str, record: SecretRecord, current: SecretRecord | None) -> str:
+    demoted = current.token_id if current is not None else ""
+    return "@".join((version_id, record.token_id, str(record.generation), demoted))  # '@' is a valid tag character
+
+
+def current_document(ctx: StepContext, text: str, not_a_record: RecordError) -> tuple[SecretRecord, Found]:
+    """The ``AWSCURRENT`` value that is not our record: rebuilt from its tags, or adopted."""
+    found = _find(ctx, text, "AWSCURRENT", not_a_record)
+    tags = _tags(ctx)
+    name = tags.get("target") or target_name_for(ctx.staging.name)
+    record = record_from_metadata(found, tags, target=name, url=ctx.settings.jfrog_url)
+    if record is not None:
+        return record, found
+    try:
+        me = ctx.engine.jfrog.get_me(token=found.token)
+    except JFrogHTTPError as exc:
+        raise RotationSetupError(f"the AWSCURRENT value of {ctx.arn} holds {found.describe()} whose token does not "
+                                 f"work (GET /access/api/v1/tokens/me: {exc.status} {exc.first_message()}); it "
+                                 "was left untouched") from None
+    except JFrogError as exc:
+        raise RotationFailed(f"{ctx.event.step}: checking the token of {ctx.arn} failed: {exc}") from None
+    return adopted_record(found, me, target=name, url=ctx.settings.jfrog_url), found
+
+
+def pending_document(ctx: StepContext, text: str, not_a_record: RecordError) -> tuple[SecretRecord, str]:
+    """The pending value that is a document: its token, and the bookkeeping createSecret left in the
+    ``pending`` tag; returns the record and the token id it demotes (``""`` for the first)."""
+    found = _find(ctx, text, "AWSPENDING", not_a_record)
+    fields = (_tags(ctx).get(PENDING_TAG) or "").split("@")
+    if len(fields) != 4 or fields[0] != ctx.event.token:
+        raise RotationFailed(f"{ctx.event.step}: the pending version {ctx.event.token} of {ctx.arn} has no "
+                             "bookkeeping tag (createSecret did not finish); the rotation starts over")
+    _, token_id, _generation, demoted = fields
+    current = ctx.current_record()
+    name = current.target if current is not None else target_name_for(ctx.staging.name)
+    now = ctx.container.clock()
+    retired = ctx.retire_policy.retired(current, "recreate", token_id, now)
+    record = next_record(current, TokenResponse(access_token=found.token, token_id=token_id), target=name,
+                         url=ctx.settings.jfrog_url, now=now, retired=retired)
+    return record, demoted
+
+
+def _find(ctx: StepContext, text: str, stage: str, not_a_record: RecordError) -> Found:
+    try:
+        found = find_token(text)
+    except ShapeError as exc:
+        raise RotationSetupError(f"the {stage} value of {ctx.arn} is not a usable record ({not_a_record}) and "
+                                 f"{exc}; it was left untouched") from None
+    if found is None:
+        raise RotationSetupError(f"the {stage} value of {ctx.arn} is not a usable record ({not_a_record}) and "
+                                 "holds no JFrog token; it was left untouched: fix it, or put a valid record")
+    return found
+
+
+def _tags(ctx: StepContext) -> dict[str, str]:
+    try:
+        return dict(ctx.backend.read_metadata(ctx.event.secret_id) or {})
+    except BackendError as exc:
+        raise RotationFailed(f"{ctx.event.step}: {exc}") from None
