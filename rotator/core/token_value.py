@@ -11,7 +11,7 @@ def token_in(text: str | None) -> str | None:
     """The token in ``text``: the whole stripped value, or ``access_token`` (our records) / ``token``
     of a JSON object; ``None`` when there is none."""
     value = (text or "").strip()
-    if value.startswith("{"):
+    if value.startswith(("{", "[")):  # JSON; only an object can name its token
         try:
             data = json.loads(value)
         except ValueError:
