@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rotator.emulator.jwt_signer import JwtSigner
-
 from rotator.emulator.tokens import DEFAULT_AUDIENCE, TokenRecord
 from rotator.emulator.users import USER_SCOPE
 from rotator.emulator.validation import TokenRequest, as_bool, as_str, bad_request, unauthorized
