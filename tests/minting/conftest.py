@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rotator.emulator import Emulator, IdentityMapping, OidcIssuer
+from tests.fixtures.moto_server import aws_env
 
 SUBJECT = "system:serviceaccount:jfrog:rotator"
 OIDC_CALL = "/access/api/v1/oidc/token"
@@ -28,15 +29,30 @@ class OidcSetup:
         self.id_token_file.write_text(token + "\n")
         return token
 
-    def config(self, targets: str, *, oidc: str = "provider_name: k8s", name: str = "rotator.yaml") -> Path:
+    def config(self, targets: str, *, oidc: str = "provider_name: k8s", name: str = "rotator.yaml",
+               store: str = "{type: file, directory: ./secrets}") -> Path:
         path = self.tmp_path / name
         path.write_text(f"jfrog:\n  url: {self.emulator.url}\n  oidc: {{{oidc}, token_file: {self.id_token_file}}}\n"
-                        f"backends:\n  local: {{type: file, directory: ./secrets}}\n"
+                        f"backends:\n  local: {store}\n"
                         f"targets:\n{textwrap.indent(textwrap.dedent(targets).strip(), '  ')}\n")
         return path
 
     def exchanges(self) -> list:
         return [r for r in self.emulator.requests if r.path == OIDC_CALL]
+
+
+@pytest.fixture(params=["file", "vault-kv2", "aws"])
+def store_yaml(request, monkeypatch) -> str:
+    """The ``backends.store`` entry of a config for each real store."""
+    if request.param == "file":
+        return "{type: file, directory: ./secrets}"
+    if request.param == "vault-kv2":
+        openbao = request.getfixturevalue("openbao")
+        return (f"{{type: vault, url: '{openbao.addr}', mount: secret, "
+                f"auth: {{method: token, token_insecure_inline: {openbao.root_token}}}}}")
+    moto = request.getfixturevalue("moto_server")
+    aws_env(monkeypatch)
+    return f"{{type: aws-secretsmanager, region: us-east-1, endpoint_url: '{moto.url}'}}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ emulator over real HTTP and the file store."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from rotator.cli import run
 from rotator.config import load_config
@@ -34,6 +35,26 @@ def test_a_rotation_mints_with_the_exchanged_token(make_oidc, capsys):
     assert exchange.json["provider_name"] == "k8s" and "identity_mapping_name" not in exchange.json
     [credential] = minting_credentials(setup)
     assert credential != setup.emulator.admin_token and setup.emulator.authenticates(credential)
+
+
+def test_oidc_minting_on_every_store_and_a_refused_exchange_writes_nothing(make_oidc, capsys, store_yaml):
+    setup = make_oidc()
+    suffix = uuid.uuid4().hex[:6]
+    targets = (f"- {{name: ci, backend: local, path: jfrog/ci-{suffix}, token: {{username: ci, expiry: 7d}}}}\n"
+               f"- {{name: bot, backend: local, path: jfrog/bot-{suffix}, token: {{username: ci, expiry: 1d}}}}")
+    cfg = setup.config(targets, store=store_yaml)
+    assert run(["rotate", "-c", str(cfg), "ci"]) == 0, capsys.readouterr().out
+    setup.write_id_token(expires_in=-60)
+    assert run(["rotate", "-c", str(cfg), "bot"]) == 1
+    assert "bot: mint: OIDC token exchange with provider 'k8s' failed" in capsys.readouterr().out
+    assert setup.emulator.mint_count == 1
+    config = load_config(cfg)
+    try:
+        store = config.backends["local"]
+        assert setup.emulator.authenticates(SecretRecord.loads(store.read(f"jfrog/ci-{suffix}").text).access_token)
+        assert store.read(f"jfrog/bot-{suffix}").text is None
+    finally:
+        config.close()
 
 
 def test_identity_mapping_and_project_key_are_sent(make_oidc, capsys):

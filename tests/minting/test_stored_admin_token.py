@@ -6,28 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
-from tests.fixtures.moto_server import aws_env
 
 ADMIN_TOKEN = "{username: admin, scope: applied-permissions/admin, expiry: 30d}"
-
-
-@pytest.fixture(params=["file", "vault-kv2", "aws"])
-def store_yaml(request, monkeypatch) -> str:
-    """The ``backends.store`` entry of a config for each real store."""
-    if request.param == "file":
-        return "{type: file, directory: ./secrets}"
-    if request.param == "vault-kv2":
-        openbao = request.getfixturevalue("openbao")
-        return (f"{{type: vault, url: '{openbao.addr}', mount: secret, "
-                f"auth: {{method: token, token_insecure_inline: {openbao.root_token}}}}}")
-    moto = request.getfixturevalue("moto_server")
-    aws_env(monkeypatch)
-    return f"{{type: aws-secretsmanager, region: us-east-1, endpoint_url: '{moto.url}'}}"
 
 
 def write_config(path, emulator, store_yaml, credential, targets):
