@@ -75,8 +75,14 @@ def test_readme_stays_short():
 
 
 # -- docs pages ---------------------------------------------------------------------------------
+def full_example() -> str:
+    """The first whole config of docs/configuration.md ("A full example"); the page's other whole
+    configs (its sections' examples) load in test_every_whole_config_shown_loads."""
+    return config_blocks(DOCS / "configuration.md")[0]
+
+
 def test_configuration_full_example_loads(tmp_path):
-    config = config_blocks(DOCS / "configuration.md")[0]  # the first whole config is the full example
+    config = full_example()
     loaded = load(config, tmp_path)
     assert [t.name for t in loaded.targets] == ["ci-deployer", "release-bot"]
     assert loaded.target("release-bot").strategy == "refresh"
@@ -85,7 +91,7 @@ def test_configuration_full_example_loads(tmp_path):
 
 def test_daemon_section_loads(tmp_path):
     [daemon] = [b for b in blocks(DOCS / "daemon.md", "yaml") if b.startswith("daemon:")]
-    config = config_blocks(DOCS / "configuration.md")[0]
+    config = full_example()
     loaded = load(config + daemon, tmp_path)
     assert loaded.daemon.listen == "127.0.0.1:9464" and loaded.daemon.misfire_grace == 300
     loaded.close()

@@ -37,6 +37,7 @@ from rotator.core.redact import register, scrub
 from rotator.core.shapes import Found
 from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
+from rotator.core.token_value import token_in
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
 from rotator.engine.documents import render_value
 from rotator.jfrog.client import TokenResponse
@@ -323,7 +324,7 @@ class StepContext:
             text = self.backend.read(arn).text
         except BackendError as exc:
             raise RotationFailed(f"{self.event.step}: cannot read JFROG_ADMIN_SECRET_ARN {arn}: {exc}") from None
-        token = _credential_in(text)
+        token = token_in(text)
         if not token:
             raise RotationSetupError(f"JFROG_ADMIN_SECRET_ARN {arn} holds no token: store the admin token, "
                                      "or JSON with an access_token field")
@@ -339,19 +340,6 @@ class StepContext:
         minted = TokenResponse(access_token=pending.access_token, token_id=pending.token_id)
         self.engine.discard(target, minted, "the rotation was abandoned")
         raise RotationFailed(f"finishSecret: {why}; version {self.event.token} was not promoted and its token revoked")
-
-
-def _credential_in(text: str | None) -> str | None:
-    """The token in the admin secret: the plain value, or ``access_token``/``token`` of a JSON object."""
-    value = (text or "").strip()
-    if value.startswith("{"):
-        try:
-            data = json.loads(value)
-        except ValueError:
-            return None
-        token = data.get("access_token") or data.get("token") if isinstance(data, dict) else None
-        return token if isinstance(token, str) and token.strip() else None
-    return value or None
 
 
 __all__ = ["OVERRIDES_KEY", "RotationFailed", "STEP_FUNCTIONS", "StepContext"]

@@ -28,11 +28,12 @@ def register_config_commands(commands: Any) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from backends.base import RenewableAuth
     from rotator.config import load_config
-    from rotator.config.wiring import jfrog_client
+    from rotator.config.wiring import credential_check, jfrog_client
 
     config = load_config(args.config)
     try:
         client, has_admin = jfrog_client(config.jfrog, str(config.source))
+        credential = credential_check(config, client, has_admin)  # an ID token must be readable now
         for backend in config.backends.values():
             if isinstance(backend, RenewableAuth):  # a store that logs in: its credentials must resolve now
                 backend.validate_credentials()
@@ -44,9 +45,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             return EXIT_OK
         failures = 0
         checks: list[tuple[str, Callable[[], str]]] = [("jfrog ping", lambda: f"{client.url}: {client.ping()}")]
-        if has_admin:
-            checks.append(("jfrog token", lambda: "admin token works (token id "
-                                                  f"{client.get_me().get('token_id', '?')})"))
+        if credential is not None:
+            checks.append(("jfrog token", credential))
         checks += [(f"backend {n}", b.check) for n, b in config.backends.items()]
         for what, check in checks:
             try:

@@ -17,6 +17,14 @@ from typing import Any
 import yaml
 
 from backends.base import SecretBackend, create_backend
+from rotator.config.credentials import (
+    MINTING_CREDENTIALS,
+    OidcSettings,
+    StoredTokenSettings,
+    check_stored_token,
+    oidc_settings,
+    stored_token_settings,
+)
 from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
 from rotator.core.shapes import FORMATS
 from rotator.core.target import (
@@ -38,6 +46,8 @@ class JFrogSettings:
     url: str
     token: SecretRef
     server_id: str | None = None
+    oidc: OidcSettings | None = None
+    access_token_from: StoredTokenSettings | None = None
     ca_bundle: str | None = None
     client_cert_path: str | None = None
     client_cert_key_path: str | None = None
@@ -46,7 +56,8 @@ class JFrogSettings:
 
     @property
     def has_credential(self) -> bool:
-        return self.token.is_set() or bool(self.server_id)
+        return self.token.is_set() or bool(self.server_id) or self.oidc is not None \
+            or self.access_token_from is not None
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ def parse_config(text: str, source: Path) -> Config:
     try:
         for name in backends_opts.data:
             backends[str(name)] = create_backend(str(name), backends_opts.mapping(str(name)))
+        check_stored_token(root, jfrog.access_token_from, backends)
         targets = _targets(root, backends, jfrog)
         root.finish()
     except BaseException:
@@ -164,12 +176,17 @@ def _jfrog(opts: Options) -> JFrogSettings:
     url = opts.str("url", None, pattern=r"https?://\S+", hint="must start with http:// or https://")
     if not url and not server_id:
         raise opts.error("url", "is required (or give server_id to use a JFrog CLI server)")
-    if server_id and token.is_set():
-        raise opts.error("server_id", "give either server_id or access_token_env/access_token_file, not both")
+    given = [key for key in MINTING_CREDENTIALS if opts.has(key)]
+    if len(given) > 1:
+        raise opts.error(given[1], f"give only one credential that mints, not both {given[0]} and {given[1]} "
+                                   f"(one of {', '.join(MINTING_CREDENTIALS)})")
     settings = JFrogSettings(
         url=url or "",
         token=token,
         server_id=server_id,
+        oidc=oidc_settings(opts.mapping("oidc")) if opts.has("oidc") else None,
+        access_token_from=stored_token_settings(opts.mapping("access_token_from")) if opts.has("access_token_from")
+        else None,
         ca_bundle=opts.str("ca_bundle", None),
         client_cert_path=opts.str("client_cert_path", None),
         client_cert_key_path=opts.str("client_cert_key_path", None),
@@ -229,7 +246,7 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
     if needs_admin and not jfrog.has_credential:
         raise ConfigError(opts.source, "jfrog.access_token_env",
                           f"target {name!r} (strategy {strategy}) needs an admin credential: set "
-                          f"access_token_env, access_token_file or server_id")
+                          f"access_token_env, access_token_file, server_id, oidc or access_token_from")
     schedule = _schedule(opts.mapping("schedule", None), token)
     consumer = _consumer_format(opts, strategy)
     target = Target(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rotator.config import Config, JFrogSettings
 from rotator.core.options import ConfigError
-from rotator.engine import Engine, StepHook
+from rotator.engine import AdminCredential, Engine, StepHook
+from rotator.engine.stored_token import StoredToken
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
+from rotator.jfrog.jwt import username_from_subject
+from rotator.jfrog.oidc_credential import OidcCredential
 from rotator.jfrog.servers import server_from_config
+
+#: A minting credential read when needed: ``token()`` is the JFrog token to mint with now.
+MintingSource = OidcCredential | StoredToken
 
 
 def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClient, bool]:
@@ -42,6 +50,47 @@ def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClien
     return client, bool(token)
 
 
+def minting_source(config: Config, client: AccessClient) -> MintingSource | None:
+    """The credential of ``jfrog.oidc`` or ``jfrog.access_token_from``; ``None`` when the client's
+    own token (``access_token_*``, ``server_id``) mints, or nothing does. The ID token must be
+    readable now: a missing file is a config error here, not a failed rotation later."""
+    settings = config.jfrog
+    if settings.oidc is not None:
+        oidc = settings.oidc
+        try:
+            oidc.id_token.resolve()
+        except ValueError as exc:
+            raise ConfigError("", "", str(exc)) from None
+        return OidcCredential(client, provider_name=oidc.provider_name, id_token=oidc.id_token.resolve,
+                              identity_mapping=oidc.identity_mapping, project_key=oidc.project_key,
+                              max_lifetime=oidc.expires_in)
+    if settings.access_token_from is not None:
+        stored = settings.access_token_from
+        return StoredToken(config.backends[stored.backend], stored.path)
+    return None
+
+
+def credential_check(config: Config, client: AccessClient, has_admin: bool) -> Callable[[], str] | None:
+    """What ``check-config --online`` runs for the minting credential: one exchange or read, and
+    ``GET /tokens/me`` with the result; it reports the JFrog user, never the token."""
+    source = minting_source(config, client)
+    if source is None:
+        if not has_admin:
+            return None
+        return lambda: f"admin token works (token id {client.get_me().get('token_id', '?')})"
+    what = (f"OIDC exchange with provider {source.provider_name!r}" if isinstance(source, OidcCredential)
+            else f"admin token from {source.where}")
+
+    def check() -> str:
+        me = client.get_me(token=source.token())
+        user = username_from_subject(str(me.get("subject") or "")) or "?"
+        return f"{what} works: JFrog user {user!r} (token id {me.get('token_id', '?')})"
+
+    return check
+
+
 def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
-    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, step_hook=step_hook)
+    source = minting_source(config, client)
+    admin = AdminCredential(read=source.token) if source is not None else None
+    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook)

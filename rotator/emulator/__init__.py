@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from rotator.emulator.faults import FaultInjector, RecordedRequest, RequestLog
 from rotator.emulator.jwt_signer import generate_signing_key
 from rotator.emulator.model import AccessModel, ManualClock
-from rotator.emulator.oidc import OidcProvider
+from rotator.emulator.oidc import IdentityMapping, OidcIssuer, OidcProvider
 from rotator.emulator.policy import AccessPolicy
 from rotator.emulator.routes import AccessApp, ArtifactoryInfo, default_license
 from rotator.emulator.server import EmulatorHTTPServer, make_server_ssl_context
@@ -38,7 +38,9 @@ __all__ = [
     "AccessPolicy",
     "ArtifactoryInfo",
     "Emulator",
+    "IdentityMapping",
     "ManualClock",
+    "OidcIssuer",
     "OidcProvider",
     "Principal",
     "RecordedRequest",
@@ -200,20 +202,26 @@ class Emulator:
     def add_oidc_provider(
         self,
         name: str,
-        subject_tokens: Mapping[str, str],
+        subject_tokens: Mapping[str, str] | None = None,
         *,
         provider_type: str = "GenericOidc",
         scope: str = USER_SCOPE,
         audience: str = DEFAULT_AUDIENCE,
         expires_in: int = 3600,
+        issuer: OidcIssuer | None = None,
+        identity_mappings: Iterable[IdentityMapping] = (),
     ) -> OidcProvider:
-        """Accept ``subject_tokens`` (ID token -> username) at ``POST /access/api/v1/oidc/token``.
+        """Accept ID tokens at ``POST /access/api/v1/oidc/token``: the exact ``subject_tokens``
+        (ID token -> username), and the tokens ``issuer`` signed, mapped by ``identity_mappings``
+        (checked for signature, issuer and expiry against this emulator's clock).
 
         Users named by an identity-scoped mapping are created if missing.
         """
-        provider = OidcProvider(name, dict(subject_tokens), provider_type, scope, audience, expires_in)
+        mappings = tuple(identity_mappings)
+        provider = OidcProvider(name, dict(subject_tokens or {}), provider_type, scope, audience, expires_in,
+                                issuer=issuer, identity_mappings=mappings, clock=self.model.now)
         if USER_SCOPE in scope.split():
-            for username in set(subject_tokens.values()):
+            for username in {*provider.subject_tokens.values(), *(m.username for m in mappings)}:
                 if self.model.get_user(username) is None:
                     self.model.add_user(username)
         self.model.add_oidc_provider(provider)

@@ -1,15 +1,19 @@
-"""OIDC token exchange (``POST /access/api/v1/oidc/token``): configured providers, the checked
-request and the answer.
+"""OIDC token exchange (``POST /access/api/v1/oidc/token``): configured providers, a test
+identity provider whose signed ID tokens they verify, the checked request and the answer.
 
-JFrog's page: https://jfrog.com/help/r/jfrog-rest-apis/oidc-token-exchange; docs/emulator.md shows
-how a test configures a provider.
+JFrog's pages: https://jfrog.com/help/r/jfrog-rest-apis/oidc-token-exchange and
+https://jfrog.com/help/r/jfrog-platform-administration-documentation/openid-connect-integration
+(identity mappings match claims of the ID token); docs/emulator.md shows how a test configures a
+provider.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from rotator.emulator.jwt_signer import JwtSigner
 from rotator.emulator.tokens import DEFAULT_AUDIENCE, TokenRecord
 from rotator.emulator.users import USER_SCOPE
 from rotator.emulator.validation import TokenRequest, as_bool, as_str, bad_request, unauthorized
@@ -28,6 +32,7 @@ class ExchangeRequest:
     project_key: str | None
     # Checked only once the provider accepted the subject token (the order errors come in).
     include_reference_token: object = None
+    identity_mapping_name: str | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> "ExchangeRequest":
@@ -35,7 +40,8 @@ class ExchangeRequest:
         fields = {
             name: as_str(name, params.get(name))
             for name in (
-                "grant_type", "subject_token_type", "subject_token", "provider_name", "project_key", "audience"
+                "grant_type", "subject_token_type", "subject_token", "provider_name", "project_key", "audience",
+                "identity_mapping_name",
             )
         }
         if fields["grant_type"] != TOKEN_EXCHANGE_GRANT:
@@ -47,7 +53,49 @@ class ExchangeRequest:
             raise bad_request("provider_name is mandatory")
         if not subject_token:
             raise bad_request("subject_token is mandatory")
-        return cls(provider_name, subject_token, fields["project_key"], params.get("include_reference_token"))
+        return cls(provider_name, subject_token, fields["project_key"], params.get("include_reference_token"),
+                   fields["identity_mapping_name"])
+
+
+class OidcIssuer:
+    """A test OpenID provider (a Kubernetes API server, a CI system): it signs ID tokens (RS256
+    JWTs with ``iss``, ``sub``, ``aud``, ``iat``, ``exp``) that a provider configured with it verifies."""
+
+    def __init__(self, url: str = "https://oidc.issuer.test", *, key: object | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self._signer = JwtSigner(url, key)  # type: ignore[arg-type]
+        self._clock = clock
+
+    def id_token(self, subject: str, *, audience: str = "jfrog", expires_in: int = 3600,
+                 claims: Mapping[str, object] | None = None) -> str:
+        """A signed ID token for ``subject``; a negative ``expires_in`` makes one that has expired."""
+        now = int(self._clock())
+        token, _ = self._signer.sign([("iss", self.url), ("sub", subject), ("aud", audience), ("iat", now),
+                                      ("exp", now + expires_in), *(claims or {}).items()])
+        return token
+
+    def claims(self, token: str, now: float) -> dict:
+        """The claims of an ID token this issuer signed that is valid at ``now``; 401 otherwise."""
+        claims = self._signer.verify(token)
+        if claims is None or claims.get("iss") != self.url:
+            raise unauthorized("Failed to validate the subject token: bad signature or issuer")
+        expires = claims.get("exp")
+        if not isinstance(expires, (int, float)) or expires <= now:
+            raise unauthorized("Failed to validate the subject token: the token has expired")
+        return claims
+
+
+@dataclass(frozen=True)
+class IdentityMapping:
+    """Maps ID tokens whose claims include all of ``claims`` to ``username`` (first match wins)."""
+
+    name: str
+    claims: Mapping[str, object]
+    username: str
+
+    def matches(self, claims: Mapping[str, object]) -> bool:
+        return all(claims.get(key) == value for key, value in self.claims.items())
 
 
 @dataclass
@@ -60,10 +108,14 @@ class OidcProvider:
     scope: str = USER_SCOPE
     audience: str = DEFAULT_AUDIENCE
     expires_in: int = 3600
+    issuer: OidcIssuer | None = None
+    identity_mappings: tuple[IdentityMapping, ...] = ()
+    clock: Callable[[], float] = time.time
 
     def accept(self, exchange: ExchangeRequest) -> tuple[str, TokenRequest]:
-        """The user the subject token maps to and the token to mint; 401 for an unknown ID token."""
-        username = self.subject_tokens.get(exchange.subject_token)
+        """The user the subject token maps to and the token to mint; 401 for an unknown ID token
+        (or one that is expired, badly signed or matched by no identity mapping)."""
+        username = self.subject_tokens.get(exchange.subject_token) or self._mapped_user(exchange)
         if username is None:
             raise unauthorized("Failed to validate the subject token")
         return username, TokenRequest(
@@ -72,6 +124,17 @@ class OidcProvider:
             scope=self.scope,
             audience=self.audience,
         )
+
+
+    def _mapped_user(self, exchange: ExchangeRequest) -> str | None:
+        if self.issuer is None:
+            return None
+        claims = self.issuer.claims(exchange.subject_token, self.clock())
+        mappings = [m for m in self.identity_mappings
+                    if exchange.identity_mapping_name in (None, m.name)]
+        if exchange.identity_mapping_name and not mappings:
+            raise bad_request(f"Identity mapping '{exchange.identity_mapping_name}' was not found")
+        return next((m.username for m in mappings if m.matches(claims)), None)
 
 
 def exchange_response(record: TokenRecord, username: str) -> dict:

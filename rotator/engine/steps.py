@@ -34,7 +34,7 @@ from rotator.engine.reading import read_current
 from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
-from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
+from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError, MintingCredentialError
 from rotator.jfrog.jwt import InvalidTokenFormat
 
 log = logging.getLogger("rotator.engine")
@@ -125,7 +125,10 @@ class RotationSteps:
         if token is None:
             if self.admin is None:
                 raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
-            token = self.admin.token()
+            try:
+                token = self.admin.token()
+            except MintingCredentialError as exc:  # read when needed: an ID token, a stored admin token
+                raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
             spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
         except SpecError as exc:
@@ -273,7 +276,12 @@ class RotationSteps:
         now = self.clock()
         revoked: list[str] = []
         done: set[str] = set()
-        credential = self.credential_for(record)
+        try:
+            credential = self.credential_for(record)
+        except MintingCredentialError as exc:  # the entries stay listed; a later sweep retries them
+            errors.append(f"{target.name}: {exc}")
+            log.warning("%s: cannot revoke retired tokens now: %s", target.name, exc)
+            return revoked, done
         for retired in record.retired:
             if retired.revoke_after > now:
                 continue
@@ -307,7 +315,11 @@ class RotationSteps:
         """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
         crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
         minting and was run again) at once."""
-        credential = self.credential_for(record)
+        try:
+            credential = self.credential_for(record)
+        except MintingCredentialError as exc:
+            errors.append(f"{target.name}: {exc}")
+            return []
         if self.admin is None and credential is None:
             return []
         try:
@@ -347,7 +359,10 @@ class RotationSteps:
     def discard(self, target: Target, minted: TokenResponse, why: str) -> bool:
         """Revoke a token that was minted but will not be stored (with itself when there is no
         admin); a failure is logged, and a sweep finds the token later by its tag."""
-        credential = self.admin.token() if self.admin is not None else minted.access_token
+        try:
+            credential = self.admin.token() if self.admin is not None else minted.access_token
+        except MintingCredentialError:
+            credential = minted.access_token  # a token may revoke itself
         try:
             self.jfrog.revoke_token(minted.token_id, token=credential)
         except JFrogError as exc:

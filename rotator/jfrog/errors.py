@@ -23,6 +23,12 @@ class JFrogConfigError(JFrogError):
     """The connection details are unusable (bad flags, JFrog CLI config, certificates): a usage error."""
 
 
+class MintingCredentialError(JFrogError):
+    """The credential that mints could not be had now: an ID token file that cannot be read, a
+    refused token exchange, an admin secret that cannot be read or holds no token. The message
+    names the source or the call, never the secret."""
+
+
 class JFrogConnectionError(JFrogError):
     """The server could not be reached, TLS failed, or the call timed out after its retries."""
 
