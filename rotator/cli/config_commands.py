@@ -28,7 +28,7 @@ def register_config_commands(commands: Any) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from backends.base import RenewableAuth
     from rotator.config import load_config
-    from rotator.config.wiring import jfrog_client
+    from rotator.config.wiring import admin_check, jfrog_client
 
     config = load_config(args.config)
     try:
@@ -44,9 +44,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             return EXIT_OK
         failures = 0
         checks: list[tuple[str, Callable[[], str]]] = [("jfrog ping", lambda: f"{client.url}: {client.ping()}")]
-        if has_admin:
-            checks.append(("jfrog token", lambda: "admin token works (token id "
-                                                  f"{client.get_me().get('token_id', '?')})"))
+        credential_check = admin_check(config.jfrog, client, has_admin, str(config.source))
+        if credential_check is not None:
+            checks.append(credential_check)
         checks += [(f"backend {n}", b.check) for n, b in config.backends.items()]
         for what, check in checks:
             try:

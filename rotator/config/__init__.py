@@ -32,6 +32,15 @@ from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
 
 @dataclass(frozen=True)
+class AwsIamSettings:
+    """``jfrog.aws_iam``: mint with the AWS role this process runs as (docs/configuration.md)."""
+
+    region: str | None = None
+    role_arn: str | None = None
+    expires_in: int = 3600
+
+
+@dataclass(frozen=True)
 class JFrogSettings:
     """How to reach the JFrog Platform and with which (admin) credential."""
 
@@ -43,10 +52,11 @@ class JFrogSettings:
     client_cert_key_path: str | None = None
     tls_verify: bool = True
     timeout: int = 30
+    aws_iam: AwsIamSettings | None = None
 
     @property
     def has_credential(self) -> bool:
-        return self.token.is_set() or bool(self.server_id)
+        return self.token.is_set() or bool(self.server_id) or self.aws_iam is not None
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,7 @@ def _jfrog(opts: Options) -> JFrogSettings:
         raise opts.error("url", "is required (or give server_id to use a JFrog CLI server)")
     if server_id and token.is_set():
         raise opts.error("server_id", "give either server_id or access_token_env/access_token_file, not both")
+    aws_iam = _aws_iam(opts, others=bool(server_id) or token.is_set())
     settings = JFrogSettings(
         url=url or "",
         token=token,
@@ -175,9 +186,31 @@ def _jfrog(opts: Options) -> JFrogSettings:
         client_cert_key_path=opts.str("client_cert_key_path", None),
         tls_verify=opts.bool("tls_verify", True),
         timeout=opts.duration("timeout", 30),
+        aws_iam=aws_iam,
     )
     if settings.client_cert_key_path and not settings.client_cert_path:
         raise opts.error("client_cert_key_path", "needs client_cert_path")
+    opts.finish()
+    return settings
+
+
+def _aws_iam(jfrog: Options, *, others: bool) -> AwsIamSettings | None:
+    """``jfrog.aws_iam``, the only minting credential when given."""
+    if not jfrog.has("aws_iam"):
+        return None
+    if others:
+        raise jfrog.error("aws_iam", "give only one minting credential: aws_iam, or one of "
+                                     "access_token_env, access_token_file, server_id")
+    opts = jfrog.mapping("aws_iam", None)
+    expires_in = opts.duration("expires_in", 3600)
+    if expires_in <= 0:
+        raise opts.error("expires_in", "must be more than 0s (the exchanged token is cached until near its expiry)")
+    settings = AwsIamSettings(
+        region=opts.str("region", None, pattern=r"[a-z]{2}(-[a-z]+)+-\d+", hint="an AWS region like us-east-1"),
+        role_arn=opts.str("role_arn", None, pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/\S+",
+                          hint="an IAM role ARN like arn:aws:iam::123456789012:role/jfrog-minter"),
+        expires_in=expires_in,
+    )
     opts.finish()
     return settings
 
@@ -229,7 +262,7 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
     if needs_admin and not jfrog.has_credential:
         raise ConfigError(opts.source, "jfrog.access_token_env",
                           f"target {name!r} (strategy {strategy}) needs an admin credential: set "
-                          f"access_token_env, access_token_file or server_id")
+                          f"access_token_env, access_token_file, server_id or aws_iam")
     schedule = _schedule(opts.mapping("schedule", None), token)
     target = Target(
         name=name,

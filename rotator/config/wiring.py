@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from rotator.config import Config, JFrogSettings
+import os
+from collections.abc import Callable
+
+from rotator.config import AwsIamSettings, Config, JFrogSettings
 from rotator.core.options import ConfigError
-from rotator.engine import Engine, StepHook
+from rotator.engine import AdminCredential, Engine, StepHook
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
+from rotator.jfrog.minting import AwsIamCredential
 from rotator.jfrog.servers import server_from_config
 
 
@@ -42,6 +46,36 @@ def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClien
     return client, bool(token)
 
 
+def aws_iam_credential(settings: AwsIamSettings, client: AccessClient, source: str = "") -> AwsIamCredential:
+    """``jfrog.aws_iam`` as a credential read when needed; the region defaults to boto3's
+    ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
+    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError(source, "jfrog.aws_iam.region", "is required when AWS_REGION and AWS_DEFAULT_REGION "
+                                                          "are not set (the STS region to sign for)")
+    return AwsIamCredential(client, region, role_arn=settings.role_arn, expires_in=settings.expires_in)
+
+
+def admin_check(settings: JFrogSettings, client: AccessClient, has_admin: bool,
+                source: str = "") -> tuple[str, Callable[[], str]] | None:
+    """What ``check-config --online`` runs to prove the minting credential works (never printing it)."""
+    if settings.aws_iam is not None:
+        credential = aws_iam_credential(settings.aws_iam, client, source)
+
+        def exchange() -> str:
+            answer = credential.exchange()
+            return (f"AWS IAM exchange works: JFrog user {answer.raw.get('username', '?')} "
+                    f"(token id {answer.token_id})")
+        return "jfrog aws_iam", exchange
+    if has_admin:
+        return "jfrog token", lambda: f"admin token works (token id {client.get_me().get('token_id', '?')})"
+    return None
+
+
 def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
+    if config.jfrog.aws_iam is not None:
+        credential = aws_iam_credential(config.jfrog.aws_iam, client, str(config.source))
+        return Engine(jfrog=client, backends=config.backends, admin=AdminCredential(read=credential.token),
+                      step_hook=step_hook)
     return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, step_hook=step_hook)

@@ -146,7 +146,10 @@ class RotationSteps:
         if token is None:
             if self.admin is None:
                 raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
-            token = self.admin.token()
+            try:
+                token = self.admin.token()  # an exchange, for a credential read when needed
+            except JFrogError as exc:
+                raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
             spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
         except SpecError as exc:
