@@ -13,6 +13,7 @@ the command line and the engine start without them (tests/test_cli_commands.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rotator.core.redact import register
@@ -21,6 +22,17 @@ from rotator.jfrog.errors import JFrogError
 AWS_TOKEN = "/access/api/v1/aws/token"
 STS_PARAMS = {"Action": "GetCallerIdentity", "Version": "2011-06-15"}
 SESSION_NAME = "jfrog-token-rotator"
+
+
+class _NoSignatureRecords(logging.Filter):
+    """Drops botocore.auth's DEBUG lines that carry a signature: until STS stops accepting it
+    (15 minutes) the signed GetCallerIdentity request buys a JFrog token, like a password."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Signature:", "StringToSign:"))
+
+
+_NO_SIGNATURES = _NoSignatureRecords()
 
 
 class AwsCredentialError(JFrogError):
@@ -61,6 +73,7 @@ def signed_identity_headers(credentials: Any, region: str) -> dict[str, str]:
     from botocore.awsrequest import AWSRequest
 
     register(credentials.secret_key, credentials.token)
+    logging.getLogger("botocore.auth").addFilter(_NO_SIGNATURES)  # once: a filter is added only once
     request = AWSRequest(method="GET", url=f"https://sts.{region}.amazonaws.com/", params=dict(STS_PARAMS))
     SigV4Auth(credentials, "sts", region).add_auth(request)
     headers = {name: str(value) for name, value in request.headers.items()}
