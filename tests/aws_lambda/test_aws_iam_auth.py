@@ -5,6 +5,7 @@ environment, as a Lambda reads its role's from its own (docs/aws-lambda.md)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,21 @@ def test_no_secret_of_the_role_in_any_log_line(iam, caplog):
     assert len(exchanged) == 1
     for secret in secrets:
         assert secret not in caplog.text
+
+
+def test_the_sam_template_offers_the_iam_variant_with_the_admin_secret_optional():
+    from cfnlint.decode.cfn_yaml import load
+
+    template = load(str(Path(__file__).resolve().parents[2] / "deploy" / "aws" / "template.yaml"))
+    auth = template["Parameters"]["JFrogAuth"]
+    assert auth["AllowedValues"] == ["", "aws-iam", "admin-secret", "self"] and auth["Default"] == ""
+    assert template["Parameters"]["AdminSecretArn"]["Default"] == ""
+    function = next(r["Properties"] for r in template["Resources"].values()
+                    if r["Type"] == "AWS::Serverless::Function")
+    assert function["Environment"]["Variables"]["JFROG_AUTH"] == {"Ref": "JFrogAuth"}
+    # Every value the parameter allows is one the Lambda accepts (empty: the default).
+    for value in auth["AllowedValues"]:
+        env = {**BASE, "JFROG_AUTH": value}
+        if value == "admin-secret":
+            env["JFROG_ADMIN_SECRET_ARN"] = ADMIN_ARN
+        LambdaSettings.from_env(env)
