@@ -296,7 +296,11 @@ class RotationSteps:
         now = self.clock()
         revoked: list[str] = []
         done: set[str] = set()
-        credential = self.credential_for(record)
+        try:
+            credential = self.credential_for(record)
+        except JFrogError as exc:  # a minting credential read when needed: the next sweep retries
+            errors.append(f"{target.name}: {exc}")
+            return revoked, done
         for retired in record.retired:
             if retired.revoke_after > now:
                 continue
@@ -322,7 +326,11 @@ class RotationSteps:
         """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
         crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
         minting and was run again) at once."""
-        credential = self.credential_for(record)
+        try:
+            credential = self.credential_for(record)
+        except JFrogError as exc:
+            errors.append(f"{target.name}: {exc}")
+            return []
         if self.admin is None and credential is None:
             return []
         try:
@@ -362,8 +370,8 @@ class RotationSteps:
     def discard(self, target: Target, minted: TokenResponse, why: str) -> bool:
         """Revoke a token that was minted but will not be stored (with itself when there is no
         admin); a failure is logged, and a sweep finds the token later by its tag."""
-        credential = self.admin.token() if self.admin is not None else minted.access_token
         try:
+            credential = self.admin.token() if self.admin is not None else minted.access_token
             self.jfrog.revoke_token(minted.token_id, token=credential)
         except JFrogError as exc:
             log.warning("%s: could not revoke new token %s (%s); a sweep will retry", target.name,

@@ -144,3 +144,24 @@ def test_no_secret_in_any_output_or_log_line(emulator, aws_minter, tmp_path, cap
                *(r.headers["Authorization"].rpartition("Signature=")[2] for r in exchanged)]
     for secret in secrets:
         assert secret not in captured.out and secret not in captured.err and secret not in caplog.text
+
+
+def test_a_sweep_whose_exchange_is_refused_reports_it_and_keeps_the_record(
+        emulator, aws_minter, tmp_path, monkeypatch):
+    from rotator.config import load_config
+    from rotator.config.wiring import build_engine
+
+    assert run(["rotate", "-c", str(aws_minter), "ci"]) == 0
+    before = stored(tmp_path)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-key-the-emulator-knows")
+    config = load_config(aws_minter)
+    engine = build_engine(config)  # a new engine: nothing exchanged yet
+    try:
+        result = engine.sweep(config.target("ci"))
+    finally:
+        engine.jfrog.close()
+        config.close()
+    assert any(f"AWS IAM token exchange failed (POST {AWS_TOKEN}?region=us-east-1)" in e for e in result.errors)
+    assert result.orphans_revoked == [] and stored(tmp_path) == before
+    assert emulator.authenticates(before.access_token)
+    assert not any("not-the-secret-key-the-emulator-knows" in e for e in result.errors)
