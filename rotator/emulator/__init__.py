@@ -1,7 +1,7 @@
 """A local emulator of the JFrog Access token API, for tests, benchmarks and demos.
 
 Built like moto: :mod:`.model` holds state and rules (with :mod:`.policy`, :mod:`.users`,
-:mod:`.tokens` and :mod:`.oidc`), :mod:`.routes` maps HTTP to the model, :mod:`.server` is the
+:mod:`.tokens`, :mod:`.oidc` and :mod:`.aws_iam`), :mod:`.routes` maps HTTP to the model, :mod:`.server` is the
 HTTP/1.1 (optionally TLS/mTLS) transport. What it emulates, and how far, is in docs/emulator.md;
 JFrog's own pages start at https://jfrog.com/help/r/jfrog-rest-apis/create-token.
 

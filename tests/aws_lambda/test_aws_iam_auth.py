@@ -65,7 +65,7 @@ def test_rotations_mint_with_the_functions_role(iam):
     first = iam.begin(arn)
     assert iam.failures == [] and iam.stages(arn)[first] == ["AWSCURRENT"]
     second = iam.begin(arn)
-    assert iam.failures == [] and iam.holder(arn, "AWSPREVIOUS") == first
+    assert iam.failures == [] and iam.holder(arn, "AWSPREVIOUS") == first and iam.holder(arn, "AWSCURRENT") == second
     record = iam.current(arn)
     assert record.generation == 3 and record.username == "ci" and iam.emulator.authenticates(record.access_token)
     assert not iam.emulator.is_token_active(seed.token_id)  # revoked after the next rotation, by the role's token
