@@ -33,6 +33,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
         client, has_admin = jfrog_client(config.jfrog, str(config.source))
+        credential_check = admin_check(config.jfrog, client, has_admin, str(config.source))  # resolves offline
         for backend in config.backends.values():
             if isinstance(backend, RenewableAuth):  # a store that logs in: its credentials must resolve now
                 backend.validate_credentials()
@@ -44,7 +45,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             return EXIT_OK
         failures = 0
         checks: list[tuple[str, Callable[[], str]]] = [("jfrog ping", lambda: f"{client.url}: {client.ping()}")]
-        credential_check = admin_check(config.jfrog, client, has_admin, str(config.source))
         if credential_check is not None:
             checks.append(credential_check)
         checks += [(f"backend {n}", b.check) for n, b in config.backends.items()]

@@ -165,3 +165,14 @@ def test_a_sweep_whose_exchange_is_refused_reports_it_and_keeps_the_record(
     assert result.orphans_revoked == [] and stored(tmp_path) == before
     assert emulator.authenticates(before.access_token)
     assert not any("not-the-secret-key-the-emulator-knows" in e for e in result.errors)
+
+
+def test_check_config_offline_needs_a_region_to_sign_for(emulator, aws_minter, capsys, monkeypatch):
+    aws_minter.write_text(aws_minter.read_text().replace("region: us-east-1, ", ""))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert run(["check-config", "-c", str(aws_minter)]) == 2
+    assert "jfrog.aws_iam.region: is required when AWS_REGION and AWS_DEFAULT_REGION are not set" in \
+        capsys.readouterr().err
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert run(["check-config", "-c", str(aws_minter)]) == 0
+    assert exchanges(emulator) == 0  # offline: nothing was exchanged
