@@ -151,9 +151,11 @@ def test_jf_atc_commands_shown_work(emulator, cli_env, monkeypatch, capsys):
         assert code == expected, (argv, captured.err)
 
 
-def test_emulator_python_example_runs(capsys):
-    [example] = blocks(DOCS / "emulator.md", "python")
-    exec(compile(example, "docs/emulator.md", "exec"), {})
+def test_emulator_python_examples_run(capsys):
+    examples = blocks(DOCS / "emulator.md", "python")
+    assert len(examples) == 2  # the tour, and the AWS IAM role exchange
+    for example in examples:
+        exec(compile(example, "docs/emulator.md", "exec"), {})
     assert "('DELETE', '/access/api/v1/tokens/" in capsys.readouterr().out
 
 

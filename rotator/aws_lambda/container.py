@@ -19,8 +19,9 @@ import boto3
 from botocore.config import Config
 
 from backends.aws_secretsmanager import SecretsManagerBackend
-from rotator.aws_lambda.settings import LambdaSettings
+from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
 from rotator.jfrog.client import AccessClient, RetryPolicy
+from rotator.jfrog.minting import AwsIamCredential
 
 ADMIN_CACHE_SECONDS = 300
 _AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=20)
@@ -44,9 +45,10 @@ class Container:
         self._backend: SecretsManagerBackend | None = None
         self._values: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._admin: dict[str, tuple[float, str]] = {}
+        self._aws_iam: AwsIamCredential | None = None
 
     def backend(self, settings: LambdaSettings, secret_id: str) -> SecretsManagerBackend:
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _arn_region(secret_id)
+        region = _region(secret_id)
         key = (region, settings.secrets_manager_endpoint)
         if self._backend is None or key != self._sm_key:
             self.secrets_manager = boto3.client("secretsmanager", region_name=region,
@@ -61,6 +63,17 @@ class Container:
                 self.jfrog_client.close()
             self.jfrog_client = AccessClient(settings.jfrog_url, retry=_JFROG_RETRY, timeout=_JFROG_TIMEOUT)
         return self.jfrog_client
+
+    def aws_iam(self, settings: LambdaSettings, secret_id: str) -> AwsIamCredential:
+        """The function's own IAM role as the minting credential (``JFROG_AUTH=aws-iam``), one per
+        container, so its exchanged token is reused until near its expiry."""
+        region = _region(secret_id)
+        if not region:
+            raise RotationSetupError("JFROG_AUTH is aws-iam but the AWS region is unknown: set AWS_REGION")
+        client = self.jfrog(settings)
+        if self._aws_iam is None or self._aws_iam.client is not client or self._aws_iam.region != region:
+            self._aws_iam = AwsIamCredential(client, region)
+        return self._aws_iam
 
     def remember(self, arn: str, version_id: str, text: str) -> None:
         self._values[(arn, version_id)] = text
@@ -79,6 +92,10 @@ class Container:
         token = read()
         self._admin[arn] = (time.monotonic(), token)
         return token
+
+
+def _region(secret_id: str) -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _arn_region(secret_id)
 
 
 def _arn_region(secret_id: str) -> str | None:

@@ -5,6 +5,9 @@ stored record) that is wrong, and never contains a secret. Variables, all option
 
 ==========================  ===================================================================
 ``JFROG_URL``               the JFrog Platform base URL (``https://acme.jfrog.io``)
+``JFROG_AUTH``              what mints: ``aws-iam`` (the function's own IAM role, exchanged at
+                            ``POST /access/api/v1/aws/token``), ``admin-secret`` (default when
+                            ``JFROG_ADMIN_SECRET_ARN`` is set) or ``self`` (default otherwise)
 ``JFROG_ADMIN_SECRET_ARN``  a secret holding the minting credential (an admin or project-admin
                             token: the plain token, or JSON with ``access_token``); unset: each
                             token mints its successor (``self``)
@@ -42,6 +45,7 @@ from rotator.core.record import SecretRecord
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
 REVOKE_POLICIES = ("after-next", "immediately", "never")
+AUTH_MODES = ("aws-iam", "admin-secret", "self")
 MAX_TEST_TIMEOUT = 60
 OVERRIDES_KEY = "rotator.token"
 
@@ -70,11 +74,12 @@ class LambdaSettings:
     orphan_grace: int = 600
     test_timeout: float = 10.0
     secrets_manager_endpoint: str | None = None
+    auth: str = "self"  # one of AUTH_MODES
 
     @property
     def minting(self) -> str:
-        """``admin`` when a minting secret is configured, else ``self``."""
-        return "admin" if self.admin_secret_arn else "self"
+        """``admin`` when an admin credential mints (a secret or the IAM role), else ``self``."""
+        return "self" if self.auth == "self" else "admin"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LambdaSettings:
@@ -97,9 +102,11 @@ class LambdaSettings:
         if test_timeout > MAX_TEST_TIMEOUT:
             raise RotationSetupError(f"TEST_SECRET_TIMEOUT must be at most {MAX_TEST_TIMEOUT}s "
                                      "(the Lambda timeout must cover it)")
+        admin_secret_arn = env.str("JFROG_ADMIN_SECRET_ARN")
         return cls(
             jfrog_url=url.rstrip("/"),
-            admin_secret_arn=env.str("JFROG_ADMIN_SECRET_ARN"),
+            admin_secret_arn=admin_secret_arn,
+            auth=_auth(env, admin_secret_arn),
             token_defaults=defaults,
             revoke_previous=env.choice("REVOKE_PREVIOUS", REVOKE_POLICIES, "after-next"),
             previous_token_grace=env.duration("PREVIOUS_TOKEN_GRACE", 90 * 86400),
@@ -107,6 +114,18 @@ class LambdaSettings:
             test_timeout=float(test_timeout),
             secrets_manager_endpoint=env.url("SECRETS_MANAGER_ENDPOINT"),
         )
+
+
+def _auth(env: _Env, admin_secret_arn: str | None) -> str:
+    """``JFROG_AUTH``, defaulted from ``JFROG_ADMIN_SECRET_ARN``; contradictions are refused."""
+    auth = env.choice("JFROG_AUTH", AUTH_MODES, "admin-secret" if admin_secret_arn else "self")
+    if auth == "admin-secret" and not admin_secret_arn:
+        raise RotationSetupError("JFROG_AUTH is admin-secret but JFROG_ADMIN_SECRET_ARN is not set")
+    if auth != "admin-secret" and admin_secret_arn:
+        raise RotationSetupError(f"JFROG_AUTH is {auth} but JFROG_ADMIN_SECRET_ARN is set: unset one of them "
+                                 f"({'the IAM role mints' if auth == 'aws-iam' else 'each token mints its successor'}"
+                                 ", no admin secret is read)")
+    return auth
 
 
 def token_spec(settings: LambdaSettings, current: SecretRecord | None) -> TokenSpec:
@@ -220,6 +239,7 @@ class _Env:
 
 
 __all__ = [
+    "AUTH_MODES",
     "LambdaSettings",
     "OVERRIDES_KEY",
     "REVOKE_POLICIES",

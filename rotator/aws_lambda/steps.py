@@ -58,10 +58,10 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
     if current is not None and current.url and current.url.rstrip("/") != ctx.settings.jfrog_url:
         raise RotationSetupError(f"the AWSCURRENT record of {ctx.arn} is for JFrog {current.url}, but JFROG_URL "
                                  f"is {ctx.settings.jfrog_url}; refusing to replace it with another platform's token")
-    if current is None and not ctx.settings.admin_secret_arn:
+    if current is None and ctx.settings.minting == "self":
         raise RotationSetupError(f"{ctx.arn} has no AWSCURRENT token to mint its successor with, and "
                                  "JFROG_ADMIN_SECRET_ARN is not set: store a first token, or set "
-                                 "JFROG_ADMIN_SECRET_ARN to bootstrap")
+                                 "JFROG_ADMIN_SECRET_ARN (or JFROG_AUTH=aws-iam) to bootstrap")
     target = ctx.target(current, minting=True)
     now = ctx.container.clock()  # before minting: entries made due now are due by the new token's issue time
     minted = ctx.run(lambda: ctx.engine.mint(target, current, ctx.event.token))
@@ -206,8 +206,8 @@ class StepContext:
         self.backend = container.backend(settings, event.secret_id)
         self.arn = event.secret_id
         self.staging = StagingState(event.secret_id, event.secret_id, False, {}, None, None)
-        admin = AdminCredential(read=self.admin_token) if settings.admin_secret_arn else None
-        self.engine = RotationSteps(jfrog=container.jfrog(settings), backends={"aws": self.backend}, admin=admin,
+        self.engine = RotationSteps(jfrog=container.jfrog(settings), backends={"aws": self.backend},
+                                    admin=self.admin_credential(),
                                     clock=container.clock, sleep=container.sleep, verify_delay=0.25,
                                     verify_timeout=settings.test_timeout)
         self.retire_policy = AfterNextRotation(settings.revoke_previous, settings.previous_token_grace)
@@ -242,7 +242,7 @@ class StepContext:
         name = record.target if record is not None and record.target else target_name_for(self.staging.name)
         spec = token_spec(self.settings, record) if minting else TokenSpec()
         return Target(name=name, backend="aws", path=self.event.secret_id, token=spec,
-                      strategy="recreate" if self.settings.admin_secret_arn else "self",
+                      strategy="self" if self.settings.minting == "self" else "recreate",
                       orphan_grace=self.settings.orphan_grace)
 
     def run(self, step: Callable[[], Any]) -> Any:
@@ -315,6 +315,15 @@ class StepContext:
         return text
 
     # -- credentials and giving up ----------------------------------------------------------
+    def admin_credential(self) -> AdminCredential | None:
+        """What mints, by ``JFROG_AUTH``: the function's IAM role (exchanged, cached by the
+        container), the admin secret (read when needed), or nothing (each token mints its successor)."""
+        if self.settings.auth == "aws-iam":
+            return AdminCredential(read=self.container.aws_iam(self.settings, self.event.secret_id).token)
+        if self.settings.auth == "admin-secret":
+            return AdminCredential(read=self.admin_token)
+        return None
+
     def admin_token(self) -> str:
         arn = self.settings.admin_secret_arn or ""
         return self.container.admin_token(arn, lambda: self._read_admin(arn))

@@ -46,7 +46,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         failures = 0
         checks: list[tuple[str, Callable[[], str]]] = [("jfrog ping", lambda: f"{client.url}: {client.ping()}")]
         if credential is not None:
-            checks.append(("jfrog token", credential))
+            checks.append(credential)
         checks += [(f"backend {n}", b.check) for n, b in config.backends.items()]
         for what, check in checks:
             try:

@@ -40,6 +40,15 @@ from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
 
 @dataclass(frozen=True)
+class AwsIamSettings:
+    """``jfrog.aws_iam``: mint with the AWS role this process runs as (docs/configuration.md)."""
+
+    region: str | None = None
+    role_arn: str | None = None
+    expires_in: int = 3600
+
+
+@dataclass(frozen=True)
 class JFrogSettings:
     """How to reach the JFrog Platform and with which (admin) credential."""
 
@@ -53,11 +62,12 @@ class JFrogSettings:
     client_cert_key_path: str | None = None
     tls_verify: bool = True
     timeout: int = 30
+    aws_iam: AwsIamSettings | None = None
 
     @property
     def has_credential(self) -> bool:
         return self.token.is_set() or bool(self.server_id) or self.oidc is not None \
-            or self.access_token_from is not None
+            or self.access_token_from is not None or self.aws_iam is not None
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ def _jfrog(opts: Options) -> JFrogSettings:
     if len(given) > 1:
         raise opts.error(given[1], f"give only one credential that mints, not both {given[0]} and {given[1]} "
                                    f"(one of {', '.join(MINTING_CREDENTIALS)})")
+    aws_iam = _aws_iam(opts)
     settings = JFrogSettings(
         url=url or "",
         token=token,
@@ -192,9 +203,28 @@ def _jfrog(opts: Options) -> JFrogSettings:
         client_cert_key_path=opts.str("client_cert_key_path", None),
         tls_verify=opts.bool("tls_verify", True),
         timeout=opts.duration("timeout", 30),
+        aws_iam=aws_iam,
     )
     if settings.client_cert_key_path and not settings.client_cert_path:
         raise opts.error("client_cert_key_path", "needs client_cert_path")
+    opts.finish()
+    return settings
+
+
+def _aws_iam(jfrog: Options) -> AwsIamSettings | None:
+    """``jfrog.aws_iam`` (the only minting credential when given: checked with the others)."""
+    if not jfrog.has("aws_iam"):
+        return None
+    opts = jfrog.mapping("aws_iam", None)
+    expires_in = opts.duration("expires_in", 3600)
+    if expires_in <= 0:
+        raise opts.error("expires_in", "must be more than 0s (the exchanged token is cached until near its expiry)")
+    settings = AwsIamSettings(
+        region=opts.str("region", None, pattern=r"[a-z]{2}(-[a-z]+)+-\d+", hint="an AWS region like us-east-1"),
+        role_arn=opts.str("role_arn", None, pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/\S+",
+                          hint="an IAM role ARN like arn:aws:iam::123456789012:role/jfrog-minter"),
+        expires_in=expires_in,
+    )
     opts.finish()
     return settings
 
@@ -246,7 +276,7 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
     if needs_admin and not jfrog.has_credential:
         raise ConfigError(opts.source, "jfrog.access_token_env",
                           f"target {name!r} (strategy {strategy}) needs an admin credential: set "
-                          f"access_token_env, access_token_file, server_id, oidc or access_token_from")
+                          f"access_token_env, access_token_file, server_id, oidc, access_token_from or aws_iam")
     schedule = _schedule(opts.mapping("schedule", None), token)
     consumer = _consumer_format(opts, strategy)
     target = Target(

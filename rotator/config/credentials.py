@@ -19,6 +19,7 @@ MINTING_CREDENTIALS = (
     "server_id",
     "oidc",
     "access_token_from",
+    "aws_iam",
 )
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
-from rotator.config import Config, JFrogSettings
+from rotator.config import AwsIamSettings, Config, JFrogSettings
 from rotator.core.options import ConfigError
 from rotator.engine import AdminCredential, Engine, StepHook
 from rotator.engine.stored_token import StoredToken
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
 from rotator.jfrog.jwt import username_from_subject
+from rotator.jfrog.minting import AwsIamCredential
 from rotator.jfrog.oidc_credential import OidcCredential
 from rotator.jfrog.servers import server_from_config
 
 #: A minting credential read when needed: ``token()`` is the JFrog token to mint with now.
-MintingSource = OidcCredential | StoredToken
+MintingSource = OidcCredential | StoredToken | AwsIamCredential
 
 
 def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClient, bool]:
@@ -50,10 +52,21 @@ def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClien
     return client, bool(token)
 
 
+def aws_iam_credential(settings: AwsIamSettings, client: AccessClient, source: str = "") -> AwsIamCredential:
+    """``jfrog.aws_iam`` as a credential read when needed; the region defaults to boto3's
+    ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
+    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError(source, "jfrog.aws_iam.region", "is required when AWS_REGION and AWS_DEFAULT_REGION "
+                                                          "are not set (the STS region to sign for)")
+    return AwsIamCredential(client, region, role_arn=settings.role_arn, expires_in=settings.expires_in)
+
+
 def minting_source(config: Config, client: AccessClient) -> MintingSource | None:
-    """The credential of ``jfrog.oidc`` or ``jfrog.access_token_from``; ``None`` when the client's
-    own token (``access_token_*``, ``server_id``) mints, or nothing does. The ID token must be
-    readable now: a missing file is a config error here, not a failed rotation later."""
+    """The credential of ``jfrog.oidc``, ``jfrog.access_token_from`` or ``jfrog.aws_iam``; ``None``
+    when the client's own token (``access_token_*``, ``server_id``) mints, or nothing does. What
+    can be checked offline is checked here (an ID token that cannot be read, no AWS region): a
+    config error now, not a failed rotation later."""
     settings = config.jfrog
     if settings.oidc is not None:
         oidc = settings.oidc
@@ -67,17 +80,24 @@ def minting_source(config: Config, client: AccessClient) -> MintingSource | None
     if settings.access_token_from is not None:
         stored = settings.access_token_from
         return StoredToken(config.backends[stored.backend], stored.path)
+    if settings.aws_iam is not None:
+        return aws_iam_credential(settings.aws_iam, client, str(config.source))
     return None
 
 
-def credential_check(config: Config, client: AccessClient, has_admin: bool) -> Callable[[], str] | None:
+def credential_check(config: Config, client: AccessClient, has_admin: bool) -> tuple[str, Callable[[], str]] | None:
     """What ``check-config --online`` runs for the minting credential: one exchange or read, and
     ``GET /tokens/me`` with the result; it reports the JFrog user, never the token."""
     source = minting_source(config, client)
     if source is None:
         if not has_admin:
             return None
-        return lambda: f"admin token works (token id {client.get_me().get('token_id', '?')})"
+        return "jfrog token", lambda: f"admin token works (token id {client.get_me().get('token_id', '?')})"
+    if isinstance(source, AwsIamCredential):
+        def exchange() -> str:
+            answer = source.exchange()
+            return f"AWS IAM exchange works: JFrog user {answer.raw.get('username', '?')} (token id {answer.token_id})"
+        return "jfrog aws_iam", exchange
     what = (f"OIDC exchange with provider {source.provider_name!r}" if isinstance(source, OidcCredential)
             else f"admin token from {source.where}")
 
@@ -86,7 +106,7 @@ def credential_check(config: Config, client: AccessClient, has_admin: bool) -> C
         user = username_from_subject(str(me.get("subject") or "")) or "?"
         return f"{what} works: JFrog user {user!r} (token id {me.get('token_id', '?')})"
 
-    return check
+    return "jfrog token", check
 
 
 def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine:

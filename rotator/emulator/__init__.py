@@ -1,7 +1,7 @@
 """A local emulator of the JFrog Access token API, for tests, benchmarks and demos.
 
 Built like moto: :mod:`.model` holds state and rules (with :mod:`.policy`, :mod:`.users`,
-:mod:`.tokens` and :mod:`.oidc`), :mod:`.routes` maps HTTP to the model, :mod:`.server` is the
+:mod:`.tokens`, :mod:`.oidc` and :mod:`.aws_iam`), :mod:`.routes` maps HTTP to the model, :mod:`.server` is the
 HTTP/1.1 (optionally TLS/mTLS) transport. What it emulates, and how far, is in docs/emulator.md;
 JFrog's own pages start at https://jfrog.com/help/r/jfrog-rest-apis/create-token.
 
@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 
+from rotator.emulator.aws_iam import AwsIamExchange, AwsIdentity
 from rotator.emulator.faults import FaultInjector, RecordedRequest, RequestLog
 from rotator.emulator.jwt_signer import generate_signing_key
 from rotator.emulator.model import AccessModel, ManualClock
@@ -37,6 +38,7 @@ __all__ = [
     "AccessModel",
     "AccessPolicy",
     "ArtifactoryInfo",
+    "AwsIdentity",
     "Emulator",
     "IdentityMapping",
     "ManualClock",
@@ -84,7 +86,8 @@ class Emulator:
         self.admin_token: str = record.access_token
         self.admin_token_generated = not admin_token
         self.artifactory = ArtifactoryInfo(version=version, license=default_license(self.model.instance_id))
-        self._app = AccessApp(self.model, self.artifactory)
+        self.aws_iam = AwsIamExchange(self.model)
+        self._app = AccessApp(self.model, self.artifactory, aws_iam=self.aws_iam)
         self._faults = FaultInjector()
         self._log = RequestLog()
         self._ssl_context = ssl_context
@@ -226,6 +229,25 @@ class Emulator:
                     self.model.add_user(username)
         self.model.add_oidc_provider(provider)
         return provider
+
+    def add_aws_identity(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        role_arn: str,
+        username: str | None,
+        session_token: str | None = None,
+    ) -> AwsIdentity:
+        """Accept requests signed with these (test) AWS keys at ``POST /access/api/v1/aws/token``,
+        as role ``role_arn`` mapped to JFrog user ``username`` (``None``: the role is not mapped).
+
+        A mapped user that does not exist is created (non-admin).
+        """
+        identity = AwsIdentity(access_key_id, secret_access_key, role_arn, username, session_token)
+        if username is not None and self.model.get_user(username) is None:
+            self.model.add_user(username)
+        self.aws_iam.add(identity)
+        return identity
 
     # ---- faults and recording --------------------------------------------------------------
 

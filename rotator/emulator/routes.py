@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
+from rotator.emulator.aws_iam import AwsIamExchange
 from rotator.emulator.model import EXPIRED_MESSAGE, AccessModel
 from rotator.emulator.users import Principal
 from rotator.emulator.validation import AccessError, TokenRequest, bad_request, forbidden, unauthorized
@@ -118,8 +119,10 @@ class _ArtifactoryAuthError(Exception):
 class AccessApp:
     """The route table and the endpoint functions; no sockets here."""
 
-    def __init__(self, model: AccessModel, artifactory: ArtifactoryInfo | None = None) -> None:
+    def __init__(self, model: AccessModel, artifactory: ArtifactoryInfo | None = None,
+                 aws_iam: AwsIamExchange | None = None) -> None:
         self.model = model
+        self.aws_iam = aws_iam or AwsIamExchange(model)
         self.artifactory = artifactory or ArtifactoryInfo(license=default_license(model.instance_id))
         route = Callable[..., Response]
         self._routes: list[tuple[str, re.Pattern[str], route]] = [
@@ -133,6 +136,7 @@ class AccessApp:
             ("GET", re.compile("/access/api/v1/system/ping"), lambda req: Response.text(200, "OK")),
             ("GET", re.compile("/access/api/v1/cert/root"), self.cert_root),
             ("POST", re.compile("/access/api/v1/oidc/token"), self.oidc_token),
+            ("POST", re.compile("/access/api/v1/aws/token"), self.aws_token),
             ("GET", re.compile("/artifactory/api/system/ping"), lambda req: Response.text(200, "OK")),
             ("GET", re.compile("/artifactory/api/system/version"), self.artifactory_version),
             ("GET", re.compile("/artifactory/api/system/service_id"), self.service_id),
@@ -251,6 +255,11 @@ class AccessApp:
 
     def oidc_token(self, req: Request) -> Response:
         return Response.json(200, self.model.oidc_exchange(self._params(req)))
+
+    def aws_token(self, req: Request) -> Response:
+        """The signature is checked before the body (401 before 400), like a credential."""
+        identity = self.aws_iam.verify(req.headers, (req.query.get("region") or [None])[0])
+        return Response.json(200, self.aws_iam.exchange(identity, self._params(req)))
 
     # ---- Artifactory stubs -----------------------------------------------------------------
 

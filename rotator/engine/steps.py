@@ -34,7 +34,7 @@ from rotator.engine.reading import read_current
 from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
-from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError, MintingCredentialError
+from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
 from rotator.jfrog.jwt import InvalidTokenFormat
 
 log = logging.getLogger("rotator.engine")
@@ -126,8 +126,8 @@ class RotationSteps:
             if self.admin is None:
                 raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
             try:
-                token = self.admin.token()
-            except MintingCredentialError as exc:  # read when needed: an ID token, a stored admin token
+                token = self.admin.token()  # an exchange, for a credential read when needed
+            except JFrogError as exc:
                 raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
             spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
@@ -278,9 +278,8 @@ class RotationSteps:
         done: set[str] = set()
         try:
             credential = self.credential_for(record)
-        except MintingCredentialError as exc:  # the entries stay listed; a later sweep retries them
+        except JFrogError as exc:  # a minting credential read when needed: the next sweep retries
             errors.append(f"{target.name}: {exc}")
-            log.warning("%s: cannot revoke retired tokens now: %s", target.name, exc)
             return revoked, done
         for retired in record.retired:
             if retired.revoke_after > now:
@@ -317,7 +316,7 @@ class RotationSteps:
         minting and was run again) at once."""
         try:
             credential = self.credential_for(record)
-        except MintingCredentialError as exc:
+        except JFrogError as exc:
             errors.append(f"{target.name}: {exc}")
             return []
         if self.admin is None and credential is None:
@@ -361,7 +360,7 @@ class RotationSteps:
         admin); a failure is logged, and a sweep finds the token later by its tag."""
         try:
             credential = self.admin.token() if self.admin is not None else minted.access_token
-        except MintingCredentialError:
+        except JFrogError:
             credential = minted.access_token  # a token may revoke itself
         try:
             self.jfrog.revoke_token(minted.token_id, token=credential)

@@ -24,6 +24,7 @@ from urllib3.util import Retry
 from rotator import __version__
 from rotator.core.http_env import default_verify, pin_environment
 from rotator.core.redact import REDACTED, register, scrub
+from rotator.jfrog.aws_iam import AWS_TOKEN, signed_identity_headers
 from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
 from rotator.jfrog.gojson import go_json
 
@@ -298,6 +299,15 @@ class AccessClient:
         register(data.get("access_token"), data.get("refresh_token"), data.get("reference_token"))
         return data
 
+    def aws_token_exchange(self, *, credentials: Any, region: str, expires_in: int | None = None) -> TokenResponse:
+        """``POST /access/api/v1/aws/token?region=``: a token for the JFrog user the AWS role of
+        ``credentials`` (botocore credentials) is mapped to, proven by the signed headers of an STS
+        GetCallerIdentity request (:mod:`rotator.jfrog.aws_iam`); ``raw`` has its ``username``."""
+        body = {} if expires_in is None else {"expires_in": expires_in}
+        headers = {**signed_identity_headers(credentials, region), **_JSON_HEADERS}
+        data = self._json("POST", AWS_TOKEN, json_body=body, params={"region": region}, token="", headers=headers)
+        return TokenResponse.from_json(data)
+
     # -- system ----------------------------------------------------------------------------
     def ping(self) -> str:
         """``GET /access/api/v1/system/ping``: the body, ``OK`` when healthy."""
@@ -335,14 +345,17 @@ class AccessClient:
         params: Mapping[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
         token: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         credential = self._token if token is None else token
+        if headers is None and json_body is not None:
+            headers = _JSON_HEADERS
         try:
             response = self.session.request(
                 method,
                 self.url + path,
                 data=None if json_body is None else go_json(json_body, indent=None).encode("utf-8"),
-                headers=_JSON_HEADERS if json_body is not None else None,
+                headers=headers,
                 params=params,
                 auth=_BearerAuth(credential),
                 verify=self._verify,
