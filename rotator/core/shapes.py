@@ -337,6 +337,9 @@ def render_like(found: Found, values: ConsumerValues) -> str:
         for key in _JSON_FACT_KEYS:
             if key in document:
                 document[key] = getattr(values, key)
+        if found.shape == "jf-atc":  # what `jf atc` printed of the old token would mislead a reader
+            for key in ("refresh_token", "reference_token", "expires_in"):
+                document.pop(key, None)
         return _dump(document)
     raise ShapeError(f"unknown shape {found.shape!r} (known: {', '.join(SHAPES)})")
 

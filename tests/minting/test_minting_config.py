@@ -59,7 +59,7 @@ def test_only_one_minting_credential(tmp_path, jfrog, message):
 
 def test_the_exactly_one_check_knows_every_minting_key():
     assert MINTING_CREDENTIALS == ("access_token_env", "access_token_file", "access_token_insecure_inline",
-                                   "server_id", "oidc", "access_token_from")
+                                   "server_id", "oidc", "access_token_from", "aws_iam")
 
 
 @pytest.mark.parametrize("jfrog,message", [
@@ -78,5 +78,5 @@ def test_errors_name_the_key(tmp_path, jfrog, message):
 
 
 def test_without_any_credential_the_message_lists_every_way(tmp_path):
-    assert error_of(tmp_path, "").endswith("set access_token_env, access_token_file, server_id, oidc or "
-                                           "access_token_from")
+    assert error_of(tmp_path, "").endswith("set access_token_env, access_token_file, server_id, oidc, "
+                                           "access_token_from or aws_iam")
