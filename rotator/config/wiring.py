@@ -44,4 +44,5 @@ def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClien
 
 def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
-    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, step_hook=step_hook)
+    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, step_hook=step_hook,
+                  persistency_threshold=config.jfrog.persistency_threshold)
