@@ -3,6 +3,9 @@ defeat: one warning line each on stderr (``[Warn] <target>: ...``), and the exit
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from rotator.cli import run
@@ -65,3 +68,15 @@ def test_it_warns_that_one_replica_at_a_time_may_refresh(check_config):
     assert warnings == ["[Warn] bot: strategy refresh: a refresh token works once (reusing it answers 404), so only "
                         "one daemon replica may refresh this target at a time: run it on one replica until the "
                         "replicas share a lease"]
+
+
+def test_the_example_of_the_configuration_page_prints_the_warnings_it_shows(tmp_path, monkeypatch, cli_env, capsys):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    section = page[page.index("### What `check-config` warns about"):page.index("## `jfrog:`")]
+    config = re.search(r"cat > check-example.yaml <<'YAML'\n(.*?)\nYAML\n", section, re.S).group(1)
+    shown = re.search(r"warns on stderr:\n\n```\n(.*?)```", section, re.S).group(1).splitlines()
+    (tmp_path / "check-example.yaml").write_text(config)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", "not-used-offline")
+    monkeypatch.setenv("VAULT_TOKEN", "not-used-offline")
+    assert run(["check-config", "-c", str(tmp_path / "check-example.yaml")]) == 0
+    assert capsys.readouterr().err.splitlines() == [line.removeprefix("12:00:00 ") for line in shown]
