@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli.errors import EXIT_OK, EXIT_REMOTE
+from rotator.cli.errors import EXIT_OK, EXIT_REMOTE, print_warning
 from rotator.cli.flags import add_config_flag
 from rotator.core.redact import scrub
 
@@ -19,7 +19,8 @@ def register_config_commands(commands: Any) -> None:
     check = commands.add_parser(
         "check-config", help="validate a config file (and connectivity with --online)",
         description="Validate the config: structure, keys, durations, token options, that secret references "
-        "resolve. With --online also ping JFrog, check the admin token and each backend.")
+        "resolve; warn about settings JFrog or the secrets' consumers defeat. With --online also ping JFrog, "
+        "check the admin token and each backend.")
     add_config_flag(check)
     check.add_argument("--online", action="store_true", help="also contact JFrog and every backend")
     check.set_defaults(handler=_cmd_check_config)
@@ -28,6 +29,7 @@ def register_config_commands(commands: Any) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from backends.base import RenewableAuth
     from rotator.config import load_config
+    from rotator.config.advice import config_advice
     from rotator.config.wiring import credential_check, jfrog_client
 
     config = load_config(args.config)
@@ -41,6 +43,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         for target in config.targets:
             print(f"  {target.name}: {target.strategy} -> {target.backend}:{target.path}, "
                   f"{target.schedule.describe()}, overlap {target.overlap}s")
+        for advice in config_advice(config):  # warnings only: the config is valid
+            print_warning(str(advice))
         if not args.online:
             return EXIT_OK
         failures = 0

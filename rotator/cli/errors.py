@@ -1,4 +1,4 @@
-"""How a failure reaches the user: the exit code it maps to and its one line on stderr.
+"""How a failure (or a warning) reaches the user: the exit code it maps to and its one line on stderr.
 
 Exit codes: 0 ok; 1 a remote call failed; 2 bad usage, bad config or bad input. The line is
 ``HH:MM:SS [Error] <message>`` like the JFrog CLI's (docs/jf-atc.md), scrubbed of secrets.
@@ -39,6 +39,12 @@ def exit_code_for(exc: BaseException) -> int | None:
 def print_error(message: str) -> None:
     """``HH:MM:SS [Error] message`` on stderr; ``JFROG_CLI_LOG_TIMESTAMP`` as in the JFrog CLI."""
     sys.stderr.write(f"{_timestamp()}[Error] {scrub(message)}\n")
+    sys.stderr.flush()
+
+
+def print_warning(message: str) -> None:
+    """``HH:MM:SS [Warn] message`` on stderr, as the JFrog CLI logs a warning; the exit code is the caller's."""
+    sys.stderr.write(f"{_timestamp()}[Warn] {scrub(message)}\n")
     sys.stderr.flush()
 
 

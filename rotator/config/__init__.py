@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from rotator.core.target import (
     Target,
 )
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
+from rotator.engine.records import PERSISTENCY_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class JFrogSettings:
     tls_verify: bool = True
     timeout: int = 30
     aws_iam: AwsIamSettings | None = None
+    #: The platform's ``persistent-expiry-threshold``: shorter tokens cannot be listed or revoked.
+    persistency_threshold: int = PERSISTENCY_THRESHOLD
 
     @property
     def has_credential(self) -> bool:
@@ -86,6 +89,8 @@ class Config:
     daemon: DaemonSettings
     backends: dict[str, SecretBackend]
     targets: list[Target]
+    #: Each backend's configured ``type`` (``vault``, ``aws-secretsmanager``, ``file`` or a plugin's).
+    backend_types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name: dict[str, Target] = {t.name: t for t in self.targets}
@@ -117,9 +122,12 @@ def parse_config(text: str, source: Path) -> Config:
     if not backends_opts.data:
         raise root.error("backends", "at least one backend is required")
     backends: dict[str, SecretBackend] = {}
+    types: dict[str, str] = {}
     try:
         for name in backends_opts.data:
-            backends[str(name)] = create_backend(str(name), backends_opts.mapping(str(name)))
+            options = backends_opts.mapping(str(name))
+            backends[str(name)] = create_backend(str(name), options)
+            types[str(name)] = str(options.data["type"])
         check_stored_token(root, jfrog.access_token_from, backends)
         targets = _targets(root, backends, jfrog)
         root.finish()
@@ -127,7 +135,7 @@ def parse_config(text: str, source: Path) -> Config:
         for backend in backends.values():
             backend.close()
         raise
-    return Config(source=source, jfrog=jfrog, daemon=daemon, backends=backends, targets=targets)
+    return Config(source=source, jfrog=jfrog, daemon=daemon, backends=backends, targets=targets, backend_types=types)
 
 
 def _load_yaml(text: str, source: str) -> Any:
@@ -204,6 +212,7 @@ def _jfrog(opts: Options) -> JFrogSettings:
         tls_verify=opts.bool("tls_verify", True),
         timeout=opts.duration("timeout", 30),
         aws_iam=aws_iam,
+        persistency_threshold=opts.duration("persistency_threshold", PERSISTENCY_THRESHOLD),
     )
     if settings.client_cert_key_path and not settings.client_cert_path:
         raise opts.error("client_cert_key_path", "needs client_cert_path")

@@ -113,4 +113,5 @@ def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
     source = minting_source(config, client)
     admin = AdminCredential(read=source.token) if source is not None else None
-    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook)
+    return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook,
+                  persistency_threshold=config.jfrog.persistency_threshold)

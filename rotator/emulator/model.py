@@ -307,13 +307,14 @@ class AccessModel:
         return 200
 
     def revoke_by_id(self, principal: Principal, token_id: str) -> int:
-        """``DELETE /tokens/{id}``: 200 revoked, 204 unknown/already revoked/expired.
+        """``DELETE /tokens/{id}``: 200 revoked, 204 unknown/already revoked/expired/never stored.
 
         Non-revocable tokens (shorter than the threshold, not ``force_revocable``) answer 400
         BAD_REQUEST: JFrog documents that they cannot be revoked but not the status it answers.
+        A token under the persistency threshold is unknown to Access, hence 204, and lives on.
         """
         with self._lock:
-            return self._revoke_checked_locked(principal, self._tokens.live(token_id, self.now()))
+            return self._revoke_checked_locked(principal, self._tokens.stored(token_id, self.now()))
 
     def revoke_me(self, principal: Principal) -> int:
         """``DELETE /tokens/me``; a password-authenticated caller has no token, hence 204."""
@@ -329,7 +330,7 @@ class AccessModel:
             raise bad_request("The 'token' field is required")
         with self._lock:
             record = self._tokens.by_value(value)
-            live = self._tokens.live(record.token_id, self.now()) if record else None
+            live = self._tokens.stored(record.token_id, self.now()) if record else None
             if self._revoke_checked_locked(principal, live) == 204:
                 return None
             return {"revoked-token-id": live.token_id}  # type: ignore[union-attr]
@@ -340,17 +341,19 @@ class AccessModel:
         return token_info(record, self.issuer, show_last_used=self.policy.track_last_used)
 
     def list_tokens(self, principal: Principal, filters: Mapping[str, str]) -> dict:
-        """``GET /tokens``: revoked and expired tokens are not listed; a non-admin sees only theirs."""
+        """``GET /tokens``: revoked, expired and never-stored tokens are not listed; a non-admin
+        sees only theirs."""
         query = TokenQuery.from_params(filters)
         now = self.now()
         with self._lock:
             owner = None if principal.is_admin else principal.username
-            return {"tokens": [self._info(r) for r in query.select(self._tokens.all_live(now), owner=owner)]}
+            return {"tokens": [self._info(r) for r in query.select(self._tokens.all_stored(now), owner=owner)]}
 
     def get_token(self, principal: Principal, token_id: str) -> dict:
-        """``GET /tokens/{id}``: 404 unknown/revoked/expired, 403 another user's (non-admin)."""
+        """``GET /tokens/{id}``: 404 unknown/revoked/expired/never stored, 403 another user's
+        (non-admin)."""
         with self._lock:
-            record = self._tokens.live(token_id, self.now())
+            record = self._tokens.stored(token_id, self.now())
             if record is None:
                 raise not_found(f"Token with id '{token_id}' was not found")
             if not principal.is_admin and record.username != principal.username:
@@ -358,9 +361,11 @@ class AccessModel:
             return self._info(record)
 
     def get_me(self, principal: Principal) -> dict:
+        """``GET /tokens/me``: the token the caller authenticated with, stored or not."""
         if principal.token is None:
             raise not_found("The request was not authenticated with a token")
-        return self.get_token(principal, principal.token.token_id)
+        with self._lock:
+            return self._info(principal.token)
 
     # ---- OIDC token exchange ---------------------------------------------------------------
 

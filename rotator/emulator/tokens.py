@@ -69,6 +69,7 @@ class TokenRecord:
     project: str | None = None
     force_revocable: bool = False
     revoked: bool = False
+    persistent: bool = True  # False: shorter than the persistency threshold, never stored by Access
     last_used: int | None = None
     internal: bool = False  # the emulator's own admin token: not counted by live_token_count
     seq: int = 0  # creation order, to sort tokens issued in the same second
@@ -120,6 +121,7 @@ def sign_token(
         description=req.description,
         project=req.project_key,
         force_revocable=req.force_revocable,
+        persistent=policy.persists(lifetime),
     )
 
 
@@ -163,6 +165,15 @@ class TokenTable:
     def all_live(self, now: float) -> list[TokenRecord]:
         """Tokens neither revoked nor expired, oldest first."""
         return [r for r in self._by_id.values() if not r.revoked and not r.is_expired(now)]
+
+    def stored(self, token_id: str, now: float) -> TokenRecord | None:
+        """The live token as Access's database knows it: ``None`` for one too short to be stored."""
+        record = self.live(token_id, now)
+        return record if record is not None and record.persistent else None
+
+    def all_stored(self, now: float) -> list[TokenRecord]:
+        """The live tokens Access's database holds (what ``GET /tokens`` can list), oldest first."""
+        return [r for r in self.all_live(now) if r.persistent]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,20 @@ from rotator.core.record import RetiredToken, SecretRecord, utc_iso
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.jwt import decode_claims
 
+#: JFrog's default ``persistent-expiry-threshold`` (3 h): Access never stores a token that lives
+#: shorter, so it cannot be listed or revoked; it simply expires
+#: (https://jfrog.com/help/r/jfrog-platform-administration-documentation/persistency-threshold).
+PERSISTENCY_THRESHOLD = 10_800
+
+
+def is_stored_by_access(record: SecretRecord, persistency_threshold: int) -> bool:
+    """Whether JFrog keeps the token of ``record`` (so it can be revoked): a token that never
+    expires, or one whose lifetime (``expires_at - issued_at``) reaches the threshold; a threshold
+    of 0 or less means every token is stored."""
+    if record.expires_at is None or persistency_threshold <= 0:
+        return True
+    return (record.expires_at - record.issued_at).total_seconds() >= persistency_threshold
+
 
 class RetirePolicy(Protocol):
     """Which previous tokens the next record lists in ``rotator.retired``, and until when."""
@@ -30,16 +44,19 @@ class RetirePolicy(Protocol):
 @dataclass(frozen=True)
 class Overlap:
     """The daemon's and the CLI's policy: the replaced token keeps working for ``seconds``, then
-    the retire step (or a sweep) revokes it. A refresh kills the old access token at once, so
+    the retire step (or a sweep) revokes it. A refresh kills the old access token at once, and a
+    token shorter than ``persistency_threshold`` cannot be revoked (it expires on its own), so
     there is nothing to list then."""
 
     seconds: int
+    persistency_threshold: int = PERSISTENCY_THRESHOLD
     revokes: bool = True
 
     def retired(self, current: SecretRecord | None, strategy: str, minted_token_id: str,
                 now: datetime) -> tuple[RetiredToken, ...]:
         retired = list(current.retired) if current else []
-        if current and strategy != "refresh" and current.token_id != minted_token_id:
+        if (current and strategy != "refresh" and current.token_id != minted_token_id
+                and is_stored_by_access(current, self.persistency_threshold)):
             retired.append(RetiredToken(current.token_id, now + timedelta(seconds=self.seconds), current.expires_at))
         return tuple(retired)
 
@@ -54,10 +71,16 @@ class AfterNextRotation:
     record become due now (the token that was ``AWSPREVIOUS``), except with ``never``. An entry
     that was already due when the current record was minted was handled by that rotation (or is
     an orphan now, which the orphan sweep revokes) and is dropped.
+
+    A demoted token shorter than ``persistency_threshold`` cannot be revoked: it is listed as due
+    a second after its own expiry, so no rotation pulls it forward and the retire step finds it
+    expired and drops it without a call. It is listed at all because ``finishSecret`` recognises
+    the version it promotes by the token that version demotes.
     """
 
     policy: str = "after-next"
     grace: int = 90 * 86400
+    persistency_threshold: int = PERSISTENCY_THRESHOLD
 
     @property
     def revokes(self) -> bool:
@@ -71,18 +94,28 @@ class AfterNextRotation:
         for entry in current.retired:
             if entry.token_id == current.token_id or (entry.expires_at is not None and entry.expires_at <= now):
                 continue  # nothing left to revoke
-            if self.policy != "never":
+            if self.policy != "never" and not _expires_first(entry):
                 if entry.revoke_after <= current.issued_at:
                     continue
                 entry = replace(entry, revoke_after=min(entry.revoke_after, now))
             carried.append(entry)
-        if self.policy == "immediately":
+        if current.expires_at is not None and not is_stored_by_access(current, self.persistency_threshold):
+            keep_until = current.expires_at + _PAST_EXPIRY
+        elif self.policy == "immediately":
             keep_until = now
         else:
             keep_until = now + timedelta(seconds=self.grace)
             if current.expires_at is not None:
                 keep_until = min(keep_until, current.expires_at)
         return (*carried, RetiredToken(current.token_id, keep_until, current.expires_at))
+
+
+_PAST_EXPIRY = timedelta(seconds=1)
+
+
+def _expires_first(entry: RetiredToken) -> bool:
+    """An entry due only after its token expires is never revoked: the retire step drops it."""
+    return entry.expires_at is not None and entry.revoke_after > entry.expires_at
 
 
 def next_record(current: SecretRecord | None, minted: TokenResponse, *, target: str, url: str, now: datetime,

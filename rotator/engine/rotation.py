@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from rotator.core.target import Target
-from rotator.engine.records import Overlap
+from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
 from rotator.engine.steps import RotationSteps
 
@@ -29,11 +29,15 @@ log = logging.getLogger("rotator.engine")
 class Engine(RotationSteps):
     """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
-    token per request, so one kept-alive session serves everything."""
+    token per request, so one kept-alive session serves everything. ``persistency_threshold`` is
+    the platform's (``jfrog.persistency_threshold``): a replaced token shorter than it cannot be
+    revoked, so it is not listed in ``retired``."""
 
-    def __init__(self, *, step_hook: StepHook | None = None, **steps: Any) -> None:
+    def __init__(self, *, step_hook: StepHook | None = None, persistency_threshold: int = PERSISTENCY_THRESHOLD,
+                 **steps: Any) -> None:
         super().__init__(**steps)
         self.step_hook = step_hook
+        self.persistency_threshold = persistency_threshold
 
     def rotate(self, target: Target, *, reason: str = "manual", dry_run: bool = False,
                rotation_id: str | None = None, only_if_version: Any = None) -> RotationResult:
@@ -86,7 +90,7 @@ class Engine(RotationSteps):
             self._hook(RotationStep.VERIFY, "before", rid)
             self.verify(target, minted.token)
             self._hook(RotationStep.VERIFY, "after", rid)
-            record = self.build_record(target, current.record, minted, Overlap(target.overlap))
+            record = self.build_record(target, current.record, minted, Overlap(target.overlap, self.persistency_threshold))
         except BaseException:
             self.discard(target, minted.token, "it failed verification")
             raise

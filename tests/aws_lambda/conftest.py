@@ -41,7 +41,8 @@ def lambda_function(moto_server):
 
 @pytest.fixture
 def harness(moto_server, lambda_function, emulator, monkeypatch):
-    """The Lambda's environment (admin minting, groups scope, 2 h tokens) and helpers."""
+    """The Lambda's environment (admin minting, groups scope, 4 h tokens: long enough for JFrog to
+    store, list and revoke them, its persistency threshold being 3 h) and helpers."""
     aws_env(monkeypatch)
     emulator.create_user("ci", groups=("deployers", "readers"))
     sm = boto3.client("secretsmanager", endpoint_url=moto_server.url, region_name=REGION,
@@ -50,7 +51,7 @@ def harness(moto_server, lambda_function, emulator, monkeypatch):
                                  SecretString=emulator.admin_token)["ARN"]
     for name, value in {"SECRETS_MANAGER_ENDPOINT": moto_server.url, "JFROG_URL": emulator.url,
                         "JFROG_ADMIN_SECRET_ARN": admin_arn, "TOKEN_USERNAME": "ci", "TOKEN_GROUPS": "deployers",
-                        "TOKEN_EXPIRY": "7200"}.items():
+                        "TOKEN_EXPIRY": "14400"}.items():
         monkeypatch.setenv(name, value)
     for name in ("REVOKE_PREVIOUS", "PREVIOUS_TOKEN_GRACE", "ORPHAN_GRACE", "TEST_SECRET_TIMEOUT", "TOKEN_SCOPE"):
         monkeypatch.delenv(name, raising=False)

@@ -121,7 +121,7 @@ def daemon(harness, moto_server):
 
     def policy(arn, target):
         return Target(name=target, backend="aws", path=arn, overlap=3600, orphan_grace=600,
-                            token=TokenSpec(username="ci", groups="deployers", expiry=7200, force_revocable=True))
+                            token=TokenSpec(username="ci", groups="deployers", expiry=14400, force_revocable=True))
 
     engine.policy = policy
     engine.clock_offset = clock_offset

@@ -147,11 +147,11 @@ def test_without_an_admin_secret_the_current_token_mints_its_successor(harness, 
 
 # -- per-secret token options ---------------------------------------------------------------------
 def test_rotator_token_in_the_record_overrides_the_environment(harness):
-    arn, _ = harness.seeded_secret(token={"groups": ["readers"], "expiry": "1h", "description": "CI reader"})
+    arn, _ = harness.seeded_secret(token={"groups": ["readers"], "expiry": "5h", "description": "CI reader"})
     token = harness.rotate(arn)
     record = harness.current(arn)
     assert record.scope == "applied-permissions/groups:readers"
-    assert (record.expires_at - record.issued_at) == timedelta(hours=1)
+    assert (record.expires_at - record.issued_at) == timedelta(hours=5)
     assert record.rotator_extra["token"]["groups"] == ["readers"], "the overrides are kept for the next rotation"
     description = harness.admin.get_token(record.token_id)["description"]
     assert description == f"{description_tag(record.target, token)} CI reader"

@@ -200,10 +200,12 @@ def test_broken_config_on_reload_is_refused(daemon_env, tmp_path, spawn):
 
 
 def test_two_daemons_rotate_each_target_once_per_due_time(daemon_env, tmp_path, spawn):
+    # 4 h tokens: JFrog stores (so lists and revokes) only tokens of 3 h or more, which the final
+    # sweep relies on
     targets = "\n".join(f"""\
 - name: {name}
   backend: local
-  token: {{username: {name}, expiry: 1h}}
+  token: {{username: {name}, expiry: 4h}}
   schedule: {{every: 3s}}
   overlap: 0s
   orphan_grace: 0s""" for name in ("alpha", "beta"))

@@ -15,14 +15,14 @@ def _ids(response) -> list[str]:
 
 def test_get_by_id_has_all_fields_in_documented_order(api):
     token = api.create(
-        username="svc", scope="applied-permissions/admin", description="ci bot", project_key="proj1", expires_in=7200
+        username="svc", scope="applied-permissions/admin", description="ci bot", project_key="proj1", expires_in=14400
     ).json()
     info = api.get(f"{TOKENS}/{token['token_id']}").json()
     assert list(info) == [
         "token_id", "subject", "expiry", "issued_at", "issuer", "description", "refreshable", "project",
     ]
     assert info["subject"] == f"{info['issuer']}/users/svc"
-    assert info["expiry"] - info["issued_at"] == 7200
+    assert info["expiry"] - info["issued_at"] == 14400
     assert info["description"] == "ci bot"
     assert info["project"] == "proj1"
     assert info["refreshable"] is False

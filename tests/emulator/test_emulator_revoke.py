@@ -80,7 +80,7 @@ def test_revoke_by_value_without_token_is_400(api):
 
 
 def test_short_token_without_force_revocable_cannot_be_revoked(api):
-    token = api.user_token(expires_in=3600)
+    token = api.user_token(expires_in=14400)  # stored (over 3 h), under the revocable threshold (6 h)
     response = api.delete(f"{TOKENS}/{token['token_id']}")
     assert response.status_code == 400
     assert "not revocable" in response.json()["errors"][0]["message"]
@@ -88,7 +88,7 @@ def test_short_token_without_force_revocable_cannot_be_revoked(api):
 
 
 def test_short_token_with_force_revocable_can_be_revoked(api):
-    token = api.user_token(expires_in=3600, force_revocable=True)
+    token = api.user_token(expires_in=14400, force_revocable=True)
     assert api.delete(f"{TOKENS}/{token['token_id']}").status_code == 200
 
 

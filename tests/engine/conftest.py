@@ -54,8 +54,10 @@ def admin(emulator):
 
 @pytest.fixture
 def target():
+    """A 4 h token: over JFrog's persistency threshold (3 h), so it can be listed and revoked, and
+    under the revocable threshold (6 h), hence ``force_revocable``."""
     return Target(name="ci", backend=STORE_NAME, path=f"jfrog/ci-{uuid.uuid4().hex[:8]}",
-                        token=TokenSpec(username="ci", groups="deployers", expiry=7200, force_revocable=True),
+                        token=TokenSpec(username="ci", groups="deployers", expiry=14400, force_revocable=True),
                         overlap=3600, orphan_grace=0)
 
 

@@ -62,12 +62,12 @@ def test_sweep_revokes_retired_after_overlap(engine, store, target, emulator, cl
 
 
 def test_non_revocable_retired_token_is_kept_until_it_expires(engine, store, target, emulator, clock):
-    target = with_(target, overlap=0, token=with_(target.token, force_revocable=None, expiry=3600))
+    target = with_(target, overlap=0, token=with_(target.token, force_revocable=None))
     first = engine.rotate(target)
     second = engine.rotate(target)
     assert second.revoked == [] and emulator.is_token_active(first.token_id)
     assert [r.token_id for r in stored_record(store, target).retired] == [first.token_id]
-    clock.advance(3601)  # past the old token's expiry: nothing left to revoke, the entry goes
+    clock.advance(14401)  # past the old token's expiry: nothing left to revoke, the entry goes
     assert engine.sweep(target).retired_revoked == []
     assert stored_record(store, target).retired == ()
 
@@ -169,7 +169,7 @@ def test_self_strategy_cannot_bootstrap_without_admin(make_engine, store, target
 
 def test_self_strategy_sweep_revokes_with_the_current_token(make_engine, store, target, emulator, clock):
     target = with_(target, strategy="self", overlap=60, token=with_(target.token, groups=None, username=None))
-    seed = emulator.create_token("ci", expires_in=7200, force_revocable=True)
+    seed = emulator.create_token("ci", expires_in=14400, force_revocable=True)
     store.write(target.path, json.dumps({"access_token": seed["access_token"], "token_id": seed["token_id"]}),
                 expected_version=None, metadata={}, rotation_id=str(uuid.uuid4()))
     engine = make_engine(store, has_admin=False)
