@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rotator.cli import run
+from rotator.jfrog import AccessClient
 
 HEAD = """\
 jfrog: {url: "https://acme.jfrog.io", access_token_env: ADMIN_TOKEN_FOR_CHECK}
@@ -80,3 +81,36 @@ def test_the_example_of_the_configuration_page_prints_the_warnings_it_shows(tmp_
     monkeypatch.setenv("VAULT_TOKEN", "not-used-offline")
     assert run(["check-config", "-c", str(tmp_path / "check-example.yaml")]) == 0
     assert capsys.readouterr().err.splitlines() == [line.removeprefix("12:00:00 ") for line in shown]
+
+
+def test_online_check_says_which_targets_will_be_adopted_and_which_refused(tmp_path, monkeypatch, cli_env, capsys,
+                                                                          emulator):
+    """``--online`` reads every target's store (nothing minted, nothing written) and says what the
+    next rotation will do with a value it did not write."""
+    emulator.create_user("ci")
+    monkeypatch.setenv("ADMIN_TOKEN_FOR_CHECK", emulator.admin_token)
+    alive = emulator.create_token("ci", expires_in=14400)
+    dead = emulator.create_token("ci", expires_in=14400, force_revocable=True)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "adopt.json").write_text(f'{{"username": "ci", "password": "{alive["access_token"]}"}}')
+    (secrets / "dead.json").write_text(dead["access_token"])
+    (tmp_path / "rotator.yaml").write_text(
+        f'jfrog: {{url: "{emulator.url}", access_token_env: ADMIN_TOKEN_FOR_CHECK}}\n'
+        "backends: {local: {type: file, directory: ./secrets}}\n"
+        "targets:\n"
+        "  - {name: adopt, backend: local, token: {username: ci, expiry: 7d}}\n"
+        "  - {name: dead, backend: local, token: {username: ci, expiry: 7d}}\n"
+        "  - {name: fresh, backend: local, token: {username: ci, expiry: 7d}}\n")
+    with AccessClient(emulator.url, access_token=emulator.admin_token) as admin:
+        admin.revoke_token(dead["token_id"])
+    minted = emulator.mint_count
+    before = {p.name: p.read_text() for p in secrets.iterdir()}
+    code = run(["check-config", "-c", str(tmp_path / "rotator.yaml"), "--online"])
+    out = capsys.readouterr().out
+    assert code == 1  # a target would be refused: fix it before the daemon meets it
+    assert f"target adopt: will adopt (JSON with 'password' and 'username', token id {alive['token_id']})" in out
+    assert "target dead: will refuse (" in out and "whose token does not work" in out
+    assert "target fresh: empty: the first rotation mints its first token" in out
+    assert alive["access_token"] not in out and dead["access_token"] not in out
+    assert emulator.mint_count == minted and {p.name: p.read_text() for p in secrets.iterdir()} == before

@@ -59,6 +59,37 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
                 failures += 1
                 print(f"  {what}: FAILED {scrub(str(exc))}")
         client.close()
+        if not failures:
+            failures += _report_stored_values(config)
         return EXIT_REMOTE if failures else EXIT_OK
     finally:
         config.close()
+
+
+def _report_stored_values(config: Any) -> int:
+    """``check-config --online``: what the next rotation will find in each target's store (READ
+    only: nothing is minted or written). Returns how many targets would be refused."""
+    from rotator.config.wiring import build_engine
+    from rotator.engine import RotationError
+
+    engine = build_engine(config)
+    refused = 0
+    try:
+        for target in config.targets:
+            try:
+                current = engine.read(target)
+            except RotationError as exc:
+                refused += 1
+                print(f"  target {target.name}: will refuse ({exc.detail})")
+                continue
+            if current.adopted and current.record is not None and current.found is not None:
+                print(f"  target {target.name}: will adopt ({current.found.describe()}, token id "
+                      f"{current.record.token_id})")
+            elif current.record is None:
+                print(f"  target {target.name}: empty: the first rotation mints its first token")
+            else:
+                print(f"  target {target.name}: holds token id {current.record.token_id} "
+                      f"(generation {current.record.generation})")
+    finally:
+        engine.jfrog.close()
+    return refused

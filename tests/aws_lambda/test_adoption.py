@@ -22,7 +22,7 @@ def tags(moto_server):
 
 
 def hand_made(harness, shape: str) -> tuple[str, dict, str]:
-    token = harness.emulator.create_token("ci", scope=SCOPE, expires_in=7200, force_revocable=True)
+    token = harness.emulator.create_token("ci", scope=SCOPE, expires_in=14400, force_revocable=True)  # > 3 h
     text = {"username-password": json.dumps({"username": "ci", "password": token["access_token"], "team": "ci"}),
             "bare": token["access_token"]}[shape]
     return harness.secret_with(text), token, text

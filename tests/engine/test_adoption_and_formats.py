@@ -44,7 +44,7 @@ def put_by_hand(store, path: str, text: str) -> None:
 
 
 def a_token(emulator, **kwargs) -> dict:
-    return emulator.create_token("ci", scope=SCOPE, expires_in=7200, force_revocable=True, **kwargs)
+    return emulator.create_token("ci", scope=SCOPE, expires_in=14400, force_revocable=True, **kwargs)  # stored: > 3 h
 
 
 SHAPES = {
