@@ -12,7 +12,8 @@ from botocore.credentials import Credentials
 from rotator.jfrog import AccessClient, JFrogHTTPError
 from rotator.jfrog import client as client_module
 from rotator.jfrog.aws_iam import AWS_TOKEN, aws_credentials, signed_identity_headers
-from rotator.jfrog.minting import AwsIamCredential, MintingCredentialError
+from rotator.jfrog.errors import MintingCredentialError
+from rotator.jfrog.minting import AwsIamCredential
 from tests.fixtures.moto_server import aws_env
 
 KEY_ID, SECRET_KEY = "AKIAMINTINGTEST00001", "made-up-secret-access-key-minting-tests"

@@ -96,7 +96,7 @@ def credential_check(config: Config, client: AccessClient, has_admin: bool) -> t
     if isinstance(source, AwsIamCredential):
         def exchange() -> str:
             answer = source.exchange()
-            return f"AWS IAM exchange works: JFrog user {answer.raw.get('username', '?')} (token id {answer.token_id})"
+            return f"AWS IAM exchange works: JFrog user {answer.username or '?'} (token id {answer.token_id})"
         return "jfrog aws_iam", exchange
     what = (f"OIDC exchange with provider {source.provider_name!r}" if isinstance(source, OidcCredential)
             else f"admin token from {source.where}")

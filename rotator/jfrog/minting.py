@@ -12,50 +12,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rotator.jfrog.aws_iam import AWS_TOKEN, aws_credentials
-from rotator.jfrog.client import AccessClient, TokenResponse
-from rotator.jfrog.errors import JFrogError
+from rotator.jfrog.client import AccessClient
+from rotator.jfrog.errors import JFrogError, MintingCredentialError
+from rotator.jfrog.exchanged_token import ExchangedToken
 
 log = logging.getLogger(__name__)
 
-#: Exchange again when less than this share of the token's life, or this many seconds, is left.
-RENEW_FRACTION = 0.10
-RENEW_SECONDS = 300
 DEFAULT_EXPIRES_IN = 3600
-
-
-class MintingCredentialError(JFrogError):
-    """The exchange that yields the minting token failed; the message names the call."""
-
-
-@dataclass(frozen=True)
-class CachedToken:
-    """An exchanged token and when to exchange again (``None``: it never expires)."""
-
-    token: TokenResponse
-    renew_at: float | None
-
-    @classmethod
-    def of(cls, token: TokenResponse, obtained_at: float) -> CachedToken:
-        life = token.expires_in
-        if not life:
-            return cls(token, None)
-        return cls(token, obtained_at + life - max(life * RENEW_FRACTION, RENEW_SECONDS))
-
-    def fresh(self, now: float) -> bool:
-        return self.renew_at is None or now < self.renew_at
 
 
 class AwsIamCredential:
     """A JFrog token for the AWS role this process runs as (the Lambda's role, IRSA, an instance
     profile; or ``role_arn``, assumed first), from ``POST /access/api/v1/aws/token``.
 
-    :meth:`token` exchanges on first use and again when the cached token nears its expiry
-    (:data:`RENEW_FRACTION` / :data:`RENEW_SECONDS`). ``credentials`` (returns botocore
-    credentials) and ``clock`` (epoch seconds) are injectable for tests.
+    :meth:`token` exchanges on first use and again when the cached token nears its expiry (the
+    rule of :class:`~rotator.jfrog.exchanged_token.ExchangedToken`, shared with the OIDC
+    credential). ``credentials`` (returns botocore credentials) and ``clock`` (epoch seconds) are
+    injectable for tests.
     """
 
     def __init__(
@@ -74,24 +50,24 @@ class AwsIamCredential:
         self.expires_in = expires_in
         self._credentials = credentials or (lambda: aws_credentials(region=region, role_arn=role_arn))
         self._clock = clock
-        self._cached: CachedToken | None = None
+        self._cached: ExchangedToken | None = None
         self._lock = threading.Lock()
 
     def token(self) -> str:
         """The JFrog access token to mint with, exchanged now only if the cached one is due."""
         with self._lock:
-            if self._cached is None or not self._cached.fresh(self._clock()):
+            if self._cached is None or self._cached.renew_due(self._clock()):
                 self._cached = self._exchange()
-            return self._cached.token.access_token
+            return self._cached.access_token
 
-    def exchange(self) -> TokenResponse:
-        """One exchange now, cached for :meth:`token`; ``raw["username"]`` names the JFrog user
-        the role maps to (what ``check-config --online`` reports)."""
+    def exchange(self) -> ExchangedToken:
+        """One exchange now, cached for :meth:`token`; ``username`` names the JFrog user the role
+        maps to (what ``check-config --online`` reports)."""
         with self._lock:
             self._cached = self._exchange()
-            return self._cached.token
+            return self._cached
 
-    def _exchange(self) -> CachedToken:
+    def _exchange(self) -> ExchangedToken:
         call = f"POST {AWS_TOKEN}?region={self.region}"
         started = self._clock()  # the token's life counts from before the call
         try:
@@ -101,7 +77,8 @@ class AwsIamCredential:
             raise MintingCredentialError(f"AWS IAM token exchange failed ({call}): {exc}") from None
         log.info("exchanged the AWS identity for a JFrog token of user %s (token id %s)",
                  answer.raw.get("username", "?"), answer.token_id)
-        return CachedToken.of(answer, started)
+        return ExchangedToken.from_answer({**answer.raw, "access_token": answer.access_token,
+                                           "expires_in": answer.expires_in}, started)
 
     def __repr__(self) -> str:
         return f"AwsIamCredential(region={self.region!r}, role_arn={self.role_arn!r})"
