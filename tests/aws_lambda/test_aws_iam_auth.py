@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
+from tests.fixtures.aws_keys import made_up_key_id
 
-KEY_ID, SECRET_KEY = "AKIALAMBDAROLETEST01", "made-up-secret-access-key-of-the-lambda-role"
+KEY_ID, SECRET_KEY = made_up_key_id("LAMBDA"), "made-up-secret-access-key-of-the-lambda-role"
 ROLE = "arn:aws:iam::123456789012:role/jfrog-rotation"
 AWS_TOKEN = "/access/api/v1/aws/token"
 BASE = {"JFROG_URL": "https://acme.jfrog.io"}

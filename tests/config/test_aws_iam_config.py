@@ -13,9 +13,10 @@ from rotator.cli import run
 from rotator.config import AwsIamSettings, parse_config
 from rotator.core.options import ConfigError
 from rotator.core.record import SecretRecord
+from tests.fixtures.aws_keys import made_up_key_id
 from tests.fixtures.moto_server import aws_env
 
-KEY_ID, SECRET_KEY = "AKIACONFIGTEST000001", "made-up-secret-access-key-for-config-tests"
+KEY_ID, SECRET_KEY = made_up_key_id("CONFIG"), "made-up-secret-access-key-for-config-tests"
 ROLE = "arn:aws:iam::123456789012:role/jfrog-minter"
 AWS_TOKEN = "/access/api/v1/aws/token"
 

@@ -12,10 +12,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.fixtures.aws_keys import made_up_key_id
 from tests.fixtures.emulator_http import TOKENS, bearer
 
 AWS_TOKEN = "/access/api/v1/aws/token"
-KEY_ID, SECRET_KEY = "AKIAEMULATORTEST0001", "made-up-secret-access-key-for-the-emulator"
+KEY_ID, SECRET_KEY = made_up_key_id("EMULAT"), "made-up-secret-access-key-for-the-emulator"
 ROLE = "arn:aws:iam::123456789012:role/jfrog-minter"
 
 
@@ -72,7 +73,7 @@ def test_a_session_token_must_be_the_identitys_and_signed(aws_api):
 
 @pytest.mark.parametrize("case, headers, status, code", [
     ("wrong secret key", lambda: signed_headers(secret="not-the-secret-key-of-this-identity"), 401, "UNAUTHORIZED"),
-    ("unknown access key", lambda: signed_headers("AKIAUNKNOWNKEY000001"), 401, "UNAUTHORIZED"),
+    ("unknown access key", lambda: signed_headers(made_up_key_id("UNKNOW")), 401, "UNAUTHORIZED"),
     ("tampered time", lambda: _shift_time(signed_headers()), 401, "UNAUTHORIZED"),
     ("date outside the credential scope", lambda: {**signed_headers(), "X-Amz-Date": "20200101T000000Z"}, 401,
      "UNAUTHORIZED"),
@@ -91,9 +92,9 @@ def test_a_rejected_request_mints_nothing(aws_api, case, headers, status, code):
 
 
 def test_a_role_that_is_not_mapped_is_forbidden(aws_api):
-    aws_api.emu.add_aws_identity("AKIANOTMAPPED0000003", SECRET_KEY, "arn:aws:iam::123456789012:role/other", None)
+    aws_api.emu.add_aws_identity(made_up_key_id("NOTMAP"), SECRET_KEY, "arn:aws:iam::123456789012:role/other", None)
     before = aws_api.emu.live_token_count()
-    response = exchange(aws_api, signed_headers("AKIANOTMAPPED0000003"))
+    response = exchange(aws_api, signed_headers(made_up_key_id("NOTMAP")))
     assert response.status_code == 403
     assert response.json()["errors"][0] == {"code": "FORBIDDEN", "message": "AWS role "
                                             "'arn:aws:iam::123456789012:role/other' is not mapped to a JFrog user"}
