@@ -82,7 +82,7 @@ def record_from_metadata(found: Found, metadata: Mapping[str, str], *, target: s
         return None
     return SecretRecord(access_token=found.token, token_id=metadata["token_id"],
                         username=metadata.get("username") or found.username or "",
-                        scope=(claims or {}).get("scp", "") if claims else "", url=url, issued_at=issued,
+                        scope=str((claims or {}).get("scp") or ""), url=url, issued_at=issued,
                         expires_at=expires, target=target, generation=generation, retired=retired)
 
 
