@@ -21,7 +21,9 @@ from rotator.core.redact import REDACTED, register
 
 SCHEMA = 1
 MANAGED_BY = "jfrog-token-rotator"
-MAX_METADATA_VALUE = 500
+#: Where :meth:`SecretRecord.metadata` lists the retired tokens, and how long each value may be.
+RETIRED_KEYS = ("retired", "retired_2", "retired_3", "retired_4")
+RETIRED_CHUNK = 250
 _TOP_KEYS = ("access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
              "issued_at", "refresh_token", "reference_token", "rotator")
 _ROTATOR_KEYS = ("schema", "target", "generation", "retired")
@@ -174,14 +176,20 @@ class SecretRecord:
     def metadata(self) -> dict[str, str | None]:
         """Non-secret facts for stores with metadata (Vault custom_metadata, AWS tags).
 
-        ``None`` removes a key (Vault refuses empty values). ``retired`` lists ids up to
-        :data:`MAX_METADATA_VALUE` characters (Vault's limit is 512 bytes); ``retired_count`` is exact.
+        ``None`` removes a key (Vault refuses empty values). The retired tokens (``id@revoke_after``)
+        are spread over :data:`RETIRED_KEYS`, each value at most :data:`RETIRED_CHUNK` characters
+        (an AWS tag value holds 256): for a document target this list *is* the bookkeeping, and a
+        token cut from it would look like an orphan to the sweep. ``retired_count`` is exact.
         """
-        retired = ""
+        chunks = [""]
         for entry in (f"{r.token_id}@{utc_iso(r.revoke_after)}" for r in self.retired):
-            if len(retired) + len(entry) + 1 > MAX_METADATA_VALUE:
-                break
-            retired = f"{retired},{entry}" if retired else entry
+            if len(chunks[-1]) + len(entry) + 1 > RETIRED_CHUNK:
+                if len(chunks) == len(RETIRED_KEYS):
+                    break
+                chunks.append("")
+            chunks[-1] = f"{chunks[-1]},{entry}" if chunks[-1] else entry
+        spread: dict[str, str | None] = {key: None for key in RETIRED_KEYS}
+        spread.update({key: chunk or None for key, chunk in zip(RETIRED_KEYS, chunks)})
         return {
             "managed_by": MANAGED_BY,
             "target": self.target or None,
@@ -190,7 +198,7 @@ class SecretRecord:
             "issued_at": utc_iso(self.issued_at),
             "expires_at": utc_iso(self.expires_at) if self.expires_at else "never",
             "generation": str(self.generation),
-            "retired": retired or None,
+            **spread,
             "retired_count": str(len(self.retired)),
         }
 

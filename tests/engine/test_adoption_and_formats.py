@@ -189,3 +189,26 @@ def test_vault_consumers_read_a_bare_token_with_hvac_as_the_value_field(make_eng
     value = client.secrets.kv.v2.read_secret_version(target.path, mount_point="secret",
                                                      raise_on_deleted_version=True)["data"]["data"]["value"]
     assert users.authenticates(value) and value.count(".") == 2
+
+
+def test_a_long_retired_list_is_spread_over_several_keys_and_none_is_swept_early(make_engine, make_store, target,
+                                                                                users, clock):
+    """A document's bookkeeping is its metadata: six retired tokens do not fit one AWS tag (256
+    characters), and a token cut from the list would look like an orphan to the sweep."""
+    store = make_store("aws")
+    target = replace(target, format="token", overlap=86400, orphan_grace=0)
+    engine = make_engine(store)
+    minted = []
+    for _ in range(7):
+        result = engine.rotate(target)
+        assert result.outcome == "rotated", result.error
+        minted.append(result.token_id)
+        clock.advance(60)
+    meta = store.read_metadata(target.path)
+    assert meta["retired_count"] == "6" and all(len(meta[k]) <= 256 for k in ("retired", "retired_2"))
+    listed = ",".join(meta.get(k, "") for k in ("retired", "retired_2", "retired_3", "retired_4"))
+    assert all(token_id in listed for token_id in minted[:-1])
+    swept = engine.sweep(target)
+    assert swept.orphans_revoked == [] and swept.retired_revoked == []
+    assert all(users.is_token_active(token_id) for token_id in minted)
+    assert target_status(_Stores({"store": store}), target).retired_waiting == 6
