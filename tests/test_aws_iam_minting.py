@@ -15,20 +15,13 @@ from rotator.jfrog.aws_iam import AWS_TOKEN, aws_credentials, signed_identity_he
 from rotator.jfrog.errors import MintingCredentialError
 from rotator.jfrog.minting import AwsIamCredential
 from tests.fixtures.aws_keys import made_up_key_id
+from tests.fixtures.clocks import Clock
 from tests.fixtures.moto_server import aws_env
 
 KEY_ID, SECRET_KEY = made_up_key_id("MINTIN"), "made-up-secret-access-key-minting-tests"
 SESSION_TOKEN = "made-up-session-token-" + "q" * 48
 ROLE = "arn:aws:iam::123456789012:role/jfrog-minter"
 REGION = "us-east-1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import MintingCredentialError
 from rotator.jfrog.exchanged_token import ExchangedToken
 from rotator.jfrog.oidc_credential import OidcCredential
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fixtures.clocks import Clock
 
 
 @pytest.fixture
