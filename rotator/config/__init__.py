@@ -19,8 +19,10 @@ import yaml
 from backends.base import SecretBackend, create_backend
 from rotator.config.credentials import (
     MINTING_CREDENTIALS,
+    AwsIamSettings,
     OidcSettings,
     StoredTokenSettings,
+    aws_iam_settings,
     check_stored_token,
     oidc_settings,
     stored_token_settings,
@@ -38,15 +40,6 @@ from rotator.core.target import (
 )
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 from rotator.engine.records import PERSISTENCY_THRESHOLD
-
-
-@dataclass(frozen=True)
-class AwsIamSettings:
-    """``jfrog.aws_iam``: mint with the AWS role this process runs as (docs/configuration.md)."""
-
-    region: str | None = None
-    role_arn: str | None = None
-    expires_in: int = 3600
 
 
 @dataclass(frozen=True)
@@ -198,7 +191,7 @@ def _jfrog(opts: Options) -> JFrogSettings:
     if len(given) > 1:
         raise opts.error(given[1], f"give only one credential that mints, not both {given[0]} and {given[1]} "
                                    f"(one of {', '.join(MINTING_CREDENTIALS)})")
-    aws_iam = _aws_iam(opts)
+    aws_iam = aws_iam_settings(opts.mapping("aws_iam", None)) if opts.has("aws_iam") else None
     settings = JFrogSettings(
         url=url or "",
         token=token,
@@ -216,24 +209,6 @@ def _jfrog(opts: Options) -> JFrogSettings:
     )
     if settings.client_cert_key_path and not settings.client_cert_path:
         raise opts.error("client_cert_key_path", "needs client_cert_path")
-    opts.finish()
-    return settings
-
-
-def _aws_iam(jfrog: Options) -> AwsIamSettings | None:
-    """``jfrog.aws_iam`` (the only minting credential when given: checked with the others)."""
-    if not jfrog.has("aws_iam"):
-        return None
-    opts = jfrog.mapping("aws_iam", None)
-    expires_in = opts.duration("expires_in", 3600)
-    if expires_in <= 0:
-        raise opts.error("expires_in", "must be more than 0s (the exchanged token is cached until near its expiry)")
-    settings = AwsIamSettings(
-        region=opts.str("region", None, pattern=r"[a-z]{2}(-[a-z]+)+-\d+", hint="an AWS region like us-east-1"),
-        role_arn=opts.str("role_arn", None, pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/\S+",
-                          hint="an IAM role ARN like arn:aws:iam::123456789012:role/jfrog-minter"),
-        expires_in=expires_in,
-    )
     opts.finish()
     return settings
 

@@ -24,6 +24,15 @@ MINTING_CREDENTIALS = (
 
 
 @dataclass(frozen=True)
+class AwsIamSettings:
+    """``jfrog.aws_iam``: mint with the AWS role this process runs as (docs/configuration.md)."""
+
+    region: str | None = None
+    role_arn: str | None = None
+    expires_in: int = 3600
+
+
+@dataclass(frozen=True)
 class OidcSettings:
     """``jfrog.oidc``: exchange an OIDC ID token (re-read each time) for the minting token."""
 
@@ -56,6 +65,21 @@ def oidc_settings(opts: Options) -> OidcSettings:
         id_token=id_token,
         identity_mapping=opts.str("identity_mapping", None),
         project_key=opts.str("project_key", None),
+        expires_in=expires_in,
+    )
+    opts.finish()
+    return settings
+
+
+def aws_iam_settings(opts: Options) -> AwsIamSettings:
+    """``jfrog.aws_iam`` (the only minting credential when given: checked with the others)."""
+    expires_in = opts.duration("expires_in", 3600)
+    if expires_in <= 0:
+        raise opts.error("expires_in", "must be more than 0s (the exchanged token is cached until near its expiry)")
+    settings = AwsIamSettings(
+        region=opts.str("region", None, pattern=r"[a-z]{2}(-[a-z]+)+-\d+", hint="an AWS region like us-east-1"),
+        role_arn=opts.str("role_arn", None, pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/\S+",
+                          hint="an IAM role ARN like arn:aws:iam::123456789012:role/jfrog-minter"),
         expires_in=expires_in,
     )
     opts.finish()
