@@ -33,14 +33,15 @@ from rotator.aws_lambda.errors import RotationFailed
 from rotator.aws_lambda.event import RotationEvent, StepReport
 from rotator.aws_lambda.settings import OVERRIDES_KEY, LambdaSettings, RotationSetupError, token_spec
 from rotator.core.record import RecordError, SecretRecord
-from rotator.core.redact import register, scrub
+from rotator.core.redact import scrub
 from rotator.core.shapes import Found
 from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
-from rotator.core.token_value import token_in
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
 from rotator.engine.documents import render_value
+from rotator.engine.stored_token import NoStoredToken, StoredToken
 from rotator.jfrog.client import TokenResponse
+from rotator.jfrog.errors import MintingCredentialError
 
 log = logging.getLogger("rotator.aws_lambda")
 
@@ -329,16 +330,13 @@ class StepContext:
         return self.container.admin_token(arn, lambda: self._read_admin(arn))
 
     def _read_admin(self, arn: str) -> str:
+        """The admin token of ``JFROG_ADMIN_SECRET_ARN``, read as any stored admin token is."""
         try:
-            text = self.backend.read(arn).text
-        except BackendError as exc:
-            raise RotationFailed(f"{self.event.step}: cannot read JFROG_ADMIN_SECRET_ARN {arn}: {exc}") from None
-        token = token_in(text)
-        if not token:
-            raise RotationSetupError(f"JFROG_ADMIN_SECRET_ARN {arn} holds no token: store the admin token, "
-                                     "or JSON with an access_token field")
-        register(token)
-        return token
+            return StoredToken(self.backend, arn).token()
+        except NoStoredToken as exc:
+            raise RotationSetupError(f"JFROG_ADMIN_SECRET_ARN: {exc}") from None
+        except MintingCredentialError as exc:
+            raise RotationFailed(f"{self.event.step}: JFROG_ADMIN_SECRET_ARN: {exc}") from None
 
     def abandon(self, target: Target, pending: SecretRecord, why: str) -> None:
         """Give this rotation up: drop our ``AWSPENDING`` and revoke its token, then raise."""

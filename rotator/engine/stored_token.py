@@ -16,6 +16,10 @@ from rotator.core.token_value import token_in
 from rotator.jfrog.errors import MintingCredentialError
 
 
+class NoStoredToken(MintingCredentialError):
+    """The store was read, but the value there holds no token (a setup problem, not an outage)."""
+
+
 @dataclass(frozen=True)
 class StoredToken:
     """``token()`` reads the token at ``path`` of ``backend`` (no cache: a rotation reads it to mint
@@ -35,7 +39,7 @@ class StoredToken:
             raise MintingCredentialError(f"cannot read the admin token at {self.where}: {exc}") from None
         token = token_in(text)
         if not token:
-            raise MintingCredentialError(f"{self.where} holds no admin token: store the token, JSON with an "
-                                         "access_token field, or a record of this rotator")
+            raise NoStoredToken(f"{self.where} holds no admin token: store the token, JSON with an "
+                                "access_token field, or a record of this rotator")
         register(token)
         return token
