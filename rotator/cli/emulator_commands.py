@@ -39,7 +39,7 @@ def register_emulator_commands(commands: Any) -> None:
         "on it: each rotation, a consumer reading the secret twice a second, a renewal asked through Vault with a "
         "token that cannot read the secret, and an adopted hand-made secret, one line per event; then the status "
         "table, the metrics that moved and where the files are. Only loopback addresses; no token is printed. "
-        "Everything it started is stopped by its PID, also on Ctrl-C. See docs/development.md#the-demo.",
+        "Everything it started is stopped by its PID, also on Ctrl-C. See docs/demo.md.",
         epilog="Exit codes: 0 every step was seen and no consumer read was dead; 1 otherwise (the last line says "
         "what was missing); 2 bad usage; 130 interrupted (Ctrl-C).")
     demo.add_argument("--duration", type=float, default=20.0, metavar="SECONDS",

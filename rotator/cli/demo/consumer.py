@@ -92,7 +92,7 @@ class Consumer:
             return
         if token_id not in counts.tokens:
             counts.tokens.append(token_id)
-            self.events.put(("consumer", "reads", f"token {token_id[:8]}, JFrog accepts it ({counts.summary()})",
+            self.events.put(("consumer", "reads", f"{token_id[:8]}, JFrog accepts it ({counts.summary()})",
                              {"token_id": token_id, "reads": counts.reads, "distinct_tokens": len(counts.tokens),
                               "dead_reads": counts.dead}))
 

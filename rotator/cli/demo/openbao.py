@@ -78,12 +78,12 @@ class OpenBaoDevServer:
         else:
             fd, self._log_path = tempfile.mkstemp(prefix="openbao-", suffix=".log")
         with os.fdopen(fd, "wb") as log:
-            # -dev-no-store-token: never write ~/.vault-token on the developer's machine.
+            # -dev-no-store-token: never write ~/.vault-token on the developer's machine. The root token
+            # goes in the environment (BAO_DEV_ROOT_TOKEN_ID), not on the command line that `ps` shows.
             self._proc = subprocess.Popen(
-                [bao_binary(), "server", "-dev", "-dev-no-store-token",
-                 f"-dev-root-token-id={self.root_token}", f"-dev-listen-address=127.0.0.1:{self.port}"],
+                [bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{self.port}"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=new_session,
-                env={**os.environ, "HOME": tempfile.gettempdir()},
+                env={**os.environ, "HOME": tempfile.gettempdir(), "BAO_DEV_ROOT_TOKEN_ID": self.root_token},
             )
         self.pid = self._proc.pid
         try:

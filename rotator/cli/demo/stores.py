@@ -53,9 +53,9 @@ class VaultStore:
         return self.server.pid
 
     def describe(self) -> str:
-        return (f"OpenBao dev server on {self.server.addr} (KV v2 at secret/); the daemon's token has policy "
-                f"{DAEMON_POLICY}, the requester's {REQUESTER_POLICY} (deploy/vault/), the consumer's read on "
-                "secret/data/jfrog/ci-deployer only")
+        return (f"dev server on {self.server.addr}, KV v2 at secret/; tokens: the daemon's with policy "
+                f"{DAEMON_POLICY}, the requester's with {REQUESTER_POLICY} (both from deploy/vault), the "
+                "consumer's with read on one secret")
 
     def backend_block(self) -> str:
         return (f"demo-vault: {{type: vault, url: '{self.server.addr}', mount: secret, kv_version: 2,\n"
