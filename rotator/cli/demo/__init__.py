@@ -323,11 +323,10 @@ class Demo:
         text = f"{_short(token_id)} minted, verified, stored"
         if previous:
             self.retired[previous] = (target, "previous token")
-            text += f"; {_short(previous)} retired for {OVERLAP} s"
+            text += f"; {_short(previous)} retired for {OVERLAP} s (reason: {reason})"
         else:
-            text += " (first token)"
-        self.out.event(target, "rotated", f"{text} (reason: {reason})", token_id=token_id, previous=previous,
-                       reason=reason)
+            text += f" (first token; reason: {reason})"
+        self.out.event(target, "rotated", text, token_id=token_id, previous=previous, reason=reason)
 
     def _adoption(self, token_id: str) -> str:
         """What the adoption left in the store, read back: the same shape, with the new token."""
