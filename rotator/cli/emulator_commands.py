@@ -1,8 +1,8 @@
-"""``jfrog-rotator emulator`` (serve the bundled JFrog Access API emulator) and ``demo`` (the
-product on embedded defaults against it). See docs/emulator.md.
+"""``jfrog-rotator emulator`` (serve the bundled JFrog Access API emulator, docs/emulator.md) and
+``demo`` (the daemon at work against it and an OpenBao dev server, docs/demo.md).
 
-The emulator is imported when a command runs: it loads ``cryptography``, which other commands do
-not need at start-up (bench/RESULTS.md).
+The emulator and the demo are imported when a command runs: they load ``cryptography``, which
+other commands do not need at start-up (bench/RESULTS.md).
 """
 
 from __future__ import annotations
