@@ -151,6 +151,16 @@ def test_jf_atc_commands_shown_work(emulator, cli_env, monkeypatch, capsys):
         assert code == expected, (argv, captured.err)
 
 
+def test_demo_commands_shown_parse():
+    """docs/demo.md's commands are the demo's flags (tests/test_demo.py runs the demo itself)."""
+    from rotator.cli.main import build_parser
+
+    shown = [argv for argv in commands(DOCS / "demo.md") if argv[0] == "demo"]
+    assert len(shown) >= 3
+    for argv in shown:
+        assert build_parser().parse_args(argv).handler.__name__ == "_cmd_demo", argv
+
+
 def test_emulator_python_examples_run(capsys):
     examples = blocks(DOCS / "emulator.md", "python")
     assert len(examples) == 2  # the tour, and the AWS IAM role exchange
