@@ -38,7 +38,7 @@ from rotator.core.shapes import Found
 from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
-from rotator.engine.documents import render_value
+from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.stored_token import NoStoredToken, StoredToken
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.errors import MintingCredentialError
@@ -75,7 +75,7 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
     found = ctx.current_found()
     text = render_value(target, record, found, ctx.settings.jfrog_url)
     try:
-        if found is not None:  # a document: its bookkeeping waits in a tag until finishSecret
+        if not keeps_record(target, found):  # a document: its bookkeeping waits in a tag until finishSecret
             ctx.backend.patch_metadata(ctx.event.secret_id, {PENDING_TAG: pending_tag(ctx.event.token, record,
                                                                                      current)})
         ctx.backend.write_pending(ctx.event.secret_id, text, ctx.event.token, rotation_token=ctx.event.rotation_token)
@@ -244,7 +244,8 @@ class StepContext:
         spec = token_spec(self.settings, record) if minting else TokenSpec()
         return Target(name=name, backend="aws", path=self.event.secret_id, token=spec,
                       strategy="self" if self.settings.minting == "self" else "recreate",
-                      orphan_grace=self.settings.orphan_grace)
+                      orphan_grace=self.settings.orphan_grace, format=self.settings.format,
+                      registry_hosts=self.settings.registry_hosts, template=self.settings.template)
 
     def run(self, step: Callable[[], Any]) -> Any:
         """Run an engine step; its failure becomes this Secrets Manager step's failure."""
