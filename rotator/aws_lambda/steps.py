@@ -64,6 +64,9 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
                                  "JFROG_ADMIN_SECRET_ARN is not set: store a first token, or set "
                                  "JFROG_ADMIN_SECRET_ARN (or JFROG_AUTH=aws-iam) to bootstrap")
     target = ctx.target(current, minting=True)
+    found = ctx.current_found()
+    ctx.run(lambda: ctx.engine.check_room(target, current, found, ctx.retire_policy, reason=LAST_REASON,
+                                          extra={PENDING_TAG: "planned"}))
     now = ctx.container.clock()  # before minting: entries made due now are due by the new token's issue time
     minted = ctx.run(lambda: ctx.engine.mint(target, current, ctx.event.token))
     report.token_id = minted.token.token_id
@@ -72,7 +75,6 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
     except RotationError as exc:
         ctx.engine.discard(target, minted.token, "it is not a JWT")
         raise RotationFailed(f"createSecret: {exc.detail}") from None
-    found = ctx.current_found()
     text = render_value(target, record, found, ctx.settings.jfrog_url)
     try:
         if not keeps_record(target, found):  # a document: its bookkeeping waits in a tag until finishSecret

@@ -10,10 +10,11 @@ import uuid
 import pytest
 
 from backends.aws_secretsmanager import SecretsManagerBackend
-from rotator.aws_lambda import RotationSetupError
+from rotator.aws_lambda import RotationFailed, RotationSetupError
 from rotator.core.shapes import find_token, registry_hosts
 from tests.fixtures.consumers import docker_credentials, npmrc_template, token_as_read
 from tests.fixtures.lambda_harness import placeholder_for_empty_secret
+from tests.fixtures.stores import retired_ids
 
 FORMATS = ("record", "token", "dockerconfigjson", "username-password", "env", "template")
 
@@ -50,7 +51,7 @@ def test_each_format_is_written_and_rotated_again_with_the_bookkeeping_in_tags(h
     assert harness.emulator.authenticates(token) and token != seed.access_token
     meta = tags(arn)
     assert meta["generation"] == "2" and meta["target"] == seed.target and not meta.get("pending")
-    assert seed.token_id in meta["retired"] and harness.emulator.is_token_active(seed.token_id)
+    assert seed.token_id in retired_ids(meta) and harness.emulator.is_token_active(seed.token_id)
     first_id = meta["token_id"]
 
     harness.rotate(arn)  # rebuilt from the value and its tags: after-next revokes the seed now
@@ -58,7 +59,7 @@ def test_each_format_is_written_and_rotated_again_with_the_bookkeeping_in_tags(h
     newer = token_as_read(fmt, again, url=harness.emulator.url, registry=registry, username="ci")
     assert harness.emulator.authenticates(newer) and newer != token
     meta = tags(arn)
-    assert meta["generation"] == "3" and first_id in meta["retired"] and meta["token_id"] != first_id
+    assert meta["generation"] == "3" and first_id in retired_ids(meta) and meta["token_id"] != first_id
     assert not harness.emulator.is_token_active(seed.token_id), "after-next revoked the token two back"
     assert harness.emulator.is_token_active(first_id)
     assert harness.live(seed.target) == 2  # current and previous: no orphan was left
@@ -92,7 +93,7 @@ def test_an_adopted_secret_takes_the_format_when_one_is_set(harness, tags):
     text = current_text(harness, arn)
     assert find_token(text).shape == "bare" and harness.emulator.authenticates(text)
     meta = tags(arn)
-    assert meta["generation"] == "1" and old["token_id"] in meta["retired"]
+    assert meta["generation"] == "1" and old["token_id"] in retired_ids(meta)
 
 
 @pytest.mark.parametrize("env, message", [
@@ -122,3 +123,18 @@ def test_a_bad_format_setting_is_named_and_nothing_is_minted_or_written(harness,
     with pytest.raises(harness.sm.exceptions.ResourceNotFoundException):  # still the empty placeholder
         harness.sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
     assert current_text(harness, arn) == before and tags(arn) == before_tags
+
+
+def test_a_document_secret_without_room_for_its_tags_is_refused_before_minting(harness, tags):
+    old = harness.emulator.create_token("ci", scope="applied-permissions/groups:deployers", expires_in=14400,
+                                        force_revocable=True)
+    arn = harness.sm.create_secret(Name=harness.name(), SecretString=old["access_token"],
+                                   Tags=[{"Key": f"team:{i}", "Value": "x"} for i in range(45)])["ARN"]
+    token = harness.begin(arn)
+    with pytest.raises(RotationFailed) as raised:
+        harness.step(arn, token, "createSecret")
+    message = str(raised.value)
+    assert message.startswith("createSecret: ") and "more than the 50 AWS allows: 45 of other tools or people" in message
+    assert "nothing was minted" in message and old["access_token"] not in message
+    assert harness.emulator.mint_count == 0 and not tags(arn).get("pending")
+    assert current_text(harness, arn) == old["access_token"]
