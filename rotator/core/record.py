@@ -79,6 +79,9 @@ class RetiredToken:
 # characters instead of 57, and the four keys hold 24 entries. Entries are separated by ``,`` (a
 # space on AWS, whose tags refuse commas). Entries written before (``<uuid>@<ISO time>``) are read too.
 _COMPACT_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+_UUID_ENTRY = 36  # 22 + "@" + 6 + "+" + 6 (base 36 holds Unix seconds in 6 digits until 2038)
+#: How many retired tokens with UUID ids and known expiry the metadata lists (24).
+RETIRED_CAPACITY = len(RETIRED_KEYS) * ((RETIRED_CHUNK + 1) // (_UUID_ENTRY + 1))
 _DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
