@@ -163,6 +163,15 @@ def rotation_metadata(record: SecretRecord, *, reason: str, now: datetime) -> di
             "requested_by": None, "requested_reason": None, "requested_at": None}
 
 
+def cleared_fanout_keys(previous: SecretRecord | None, record: SecretRecord) -> dict[str, str | None]:
+    """``None`` for the fan-out keys ``previous`` had in its metadata and ``record`` no longer has
+    (a target whose ``outputs:`` were removed), so the store drops them."""
+    if previous is None:
+        return {}
+    had = previous.fanout_metadata()
+    return {key: None for key in had if key not in record.fanout_metadata()}
+
+
 def metadata_drift(record: SecretRecord, metadata: Mapping[str, str]) -> str | None:
     """How the metadata beside a record disagrees with it (``None`` when it follows the record).
 
