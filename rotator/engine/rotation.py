@@ -19,10 +19,10 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import rotator.engine.outputs as outputs
 from rotator.core.record import SecretRecord
 from rotator.core.redact import scrub
 from rotator.core.target import Target
-from rotator.engine import outputs
 from rotator.engine.current import Current
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import OutputResult, RotationError, RotationResult, RotationStep, StepHook, SweepResult
