@@ -108,6 +108,11 @@ def read_outputs(steps: RotationSteps, target: Target) -> list[OutputView]:
     return views
 
 
+def _failed(view: OutputView, token_id: str | None, why: object) -> OutputResult:
+    """A failed output, its error without the ``<backend>:<path>: `` the result names already."""
+    return OutputResult(view.key, "failed", token_id=token_id, error=str(why).replace(f"{view.key}: ", ""))
+
+
 def _take(view: OutputView, current: Current) -> None:
     view.holding, view.version, view.found, view.adopted = current.record, current.version, current.found, current.adopted
     view.held = {current.record.token_id} if current.record is not None else set()
@@ -131,7 +136,7 @@ def report(views: Sequence[OutputView], record: SecretRecord | None) -> list[Out
     for view in views:
         token_id = view.holding.token_id if view.holding is not None else None
         if not view.known:
-            out.append(OutputResult(view.key, "failed", token_id=None, error=view.error))
+            out.append(_failed(view, None, view.error))
         elif record is not None and view.holds(record):
             out.append(OutputResult(view.key, "in-sync", token_id=token_id))
         else:
@@ -173,7 +178,7 @@ def write_output(steps: RotationSteps, target: Target, view: OutputView, record:
     before = view.holding.token_id if view.holding is not None else None
     previous = (view.holding, view.adopted) if view.holding is not None else None
     if not view.known:
-        return OutputResult(view.key, "failed", token_id=None, error=view.error)
+        return _failed(view, None, view.error)
     if view.holds(record):
         return OutputResult(view.key, "in-sync", token_id=record.token_id)
     assert view.backend is not None
@@ -190,7 +195,7 @@ def write_output(steps: RotationSteps, target: Target, view: OutputView, record:
     except (CASConflict, WriteOutcomeUnknown) as exc:
         return _settle_unclear_write(steps, view, record, mine, exc, previous)
     except (BackendError, ShapeError) as exc:
-        return OutputResult(view.key, "failed", token_id=before, error=str(exc))
+        return _failed(view, before, exc)
     view._now_holds(mine, version, previous)
     hook("after")
     return OutputResult(view.key, state, token_id=record.token_id)
@@ -206,15 +211,14 @@ def _settle_unclear_write(steps: RotationSteps, view: OutputView, record: Secret
     except (BackendError, RotationError) as reread:
         if isinstance(exc, WriteOutcomeUnknown):
             view.held |= {record.token_id}  # it may hold either token now
-        return OutputResult(view.key, "failed", token_id=before, error=f"{exc}; reading it again failed: {reread}")
+        return _failed(view, before, f"{exc}; reading it again failed: {reread}")
     _take(view, again)
     if view.holds(record):
         view._now_holds(mine, again.version, previous)
         return OutputResult(view.key, "rotated" if isinstance(exc, WriteOutcomeUnknown) else "in-sync",
                             token_id=record.token_id)
     why = "it changed after it was read" if isinstance(exc, CASConflict) else str(exc)
-    return OutputResult(view.key, "failed", token_id=view.holding.token_id if view.holding else None,
-                        error=f"not written: {why}")
+    return _failed(view, view.holding.token_id if view.holding else None, f"not written: {why}")
 
 
 def sync(steps: RotationSteps, target: Target, current: Current, views: Sequence[OutputView], *, reason: str,
@@ -227,10 +231,10 @@ def sync(steps: RotationSteps, target: Target, current: Current, views: Sequence
     results = []
     for view in views:
         if view.known and not view.holds(record) and _ahead(view, record) and _primary_moved(steps, target, current):
-            results.append(OutputResult(view.key, "failed", token_id=view.holding.token_id if view.holding else None,
-                                        error=f"holds generation {view.holding.generation if view.holding else '?'}, "
-                                              f"newer than the primary's {record.generation}: another rotation is "
-                                              "writing the outputs; left to it"))
+            generation = view.holding.generation if view.holding else "?"
+            results.append(_failed(view, view.holding.token_id if view.holding else None,
+                                   f"holds generation {generation}, newer than the primary's {record.generation}: "
+                                   "another rotation is writing the outputs; left to it"))
             continue
         results.append(write_output(steps, target, view, record, state="synced", reason=reason,
                                     rotation_id=f"sync-{rotation_id}", warnings=warnings, hook=hook))

@@ -150,15 +150,17 @@ class Engine(RotationSteps):
     def _output_hook(self, rid: str) -> outputs.OutputHook:
         return lambda when: self._hook(RotationStep.OUTPUTS, when, rid)
 
-    def _sync(self, target: Target, current: Current, views: list[outputs.OutputView], result: Any) -> Current:
+    def _sync(self, target: Target, current: Current, views: list[outputs.OutputView], result: Any, *,
+              report_all: bool = False) -> Current:
         """Sync the outputs that do not hold the primary's token and settle its bookkeeping; the
         primary read again when that changed it."""
         assert current.record is not None
         rid = result.rotation_id
         synced = outputs.sync(self, target, current, views, reason=result.reason, rotation_id=rid,
                               warnings=result.warnings, hook=self._output_hook(rid))
-        result.outputs = [OutputResult(target.primary.key, "in-sync", primary=True, token_id=current.record.token_id),
-                          *synced]
+        if report_all or any(o.state != "in-sync" for o in synced):  # what the sync did (if anything)
+            result.outputs = [OutputResult(target.primary.key, "in-sync", primary=True,
+                                           token_id=current.record.token_id), *synced]
         settled = outputs.settle(self, target, current, current.record, current.version, views, synced,
                                  overlap=target.overlap, persistency_threshold=self.persistency_threshold,
                                  rotation_id=f"outputs-sync-{rid}")
@@ -205,7 +207,7 @@ class Engine(RotationSteps):
             if current.record is None:
                 result.outcome = "skipped"  # no token yet: the first rotation writes every output
             else:
-                self._sync(target, current, views, result)
+                self._sync(target, current, views, result, report_all=True)
                 result.token_id, result.generation = current.record.token_id, current.record.generation
                 result.outcome = "synced"
                 if any(not o.done for o in result.outputs):
