@@ -212,6 +212,9 @@ class Engine(RotationSteps):
                 result.outcome = "synced"
                 if any(not o.done for o in result.outputs):
                     self._outputs_failed(target, result)
+                else:  # what status reads: a store that READ takes no metadata from (AWS) may still list some
+                    self.write_metadata(target, current.backend, {"outputs": ",".join(o.id for o in target.outputs),
+                                                                  "outputs_pending": None}, result.warnings)
         except RotationError as exc:
             result.error, result.step = str(exc), exc.step.value
         finally:

@@ -300,3 +300,22 @@ def test_a_crash_at_any_step_of_a_two_output_target_converges(engines, make_stor
     assert record.outputs_pending == ()
     known = {record.token_id} | {r.token_id for r in record.retired}
     assert users.live_token_count(description_prefix="jfrog-rotator:ci:") == len(known)
+
+
+def test_metadata_that_lists_other_pending_outputs_than_the_record_is_repaired(fan_engine, fan_target, others,
+                                                                               store):
+    """The primary's record is the truth; a metadata write lost after it (e.g. an AWS tag call that
+    failed) must not keep the target out of sync."""
+    engine = fan_engine()
+    assert engine.rotate(fan_target).outcome == "rotated"
+    aws = fan_target.outputs[0]
+    store.patch_metadata(fan_target.path, {"outputs_pending": aws.id})  # as left by a lost metadata write
+    stores = _Stores({STORE_NAME: store, **others})
+    # status believes it where it reads only metadata (Vault KV v2, AWS); elsewhere it reads the record
+    assert target_status(stores, fan_target).state == ("out-of-sync" if store.metadata_without_secret else "ok")
+    synced = engine.sync_outputs(fan_target)
+    assert synced.outcome == "synced" and synced.error is None
+    if store.read(fan_target.path).metadata:  # READ sees the metadata (not on AWS, whose read skips the tags)
+        assert any("as pending" in w for w in synced.warnings), synced.warnings
+    status = target_status(stores, fan_target)
+    assert status.state == "ok" and [o.state for o in status.outputs] == ["in-sync"] * 4

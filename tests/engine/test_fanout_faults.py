@@ -27,7 +27,8 @@ OUTPUTS = ("primary", "aws", "docker")
 
 @pytest.fixture
 def proxies(openbao, moto_server):
-    started = {"primary": TcpProxy("127.0.0.1", openbao.port), "aws": TcpProxy("127.0.0.1", int(moto_server.url.rsplit(":", 1)[1])),
+    moto_port = int(moto_server.url.rsplit(":", 1)[1])
+    started = {"primary": TcpProxy("127.0.0.1", openbao.port), "aws": TcpProxy("127.0.0.1", moto_port),
                "docker": TcpProxy("127.0.0.1", openbao.port)}
     for proxy in started.values():
         proxy.start()
