@@ -192,3 +192,21 @@ def test_more_outputs_than_the_bookkeeping_holds_are_refused(env, tmp_path, caps
     cfg = write_config(tmp_path, env, f"- {{name: ci, backend: main, outputs: [{many}]}}\n")
     assert run(["check-config", "-c", cfg]) == 2
     assert "targets[0].outputs: target 'ci': at most 16 outputs besides the primary, not 17" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_fails_the_run_and_says_which(env, tmp_path, capsys):
+    cfg = write_config(tmp_path, env, FANOUT)
+    (tmp_path / "copies" / "jfrog").mkdir(parents=True)
+    (tmp_path / "copies" / "jfrog" / "ci-docker.json").write_text('{"api_key": "not a token"}')
+    assert run(["rotate", "-c", cfg, "--all"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    record = SecretRecord.loads((tmp_path / "main" / "jfrog" / "ci.json").read_text())
+    assert lines[0] == (f"ci: FAILED: not every output holds the new token {record.token_id} (each keeps a working "
+                        "token; the next run writes them)")
+    assert lines[1:3] == [f"  main:jfrog/ci (primary): rotated, token {record.token_id}",
+                          f"  copies:jfrog/ci-token: rotated, token {record.token_id}"]
+    assert lines[3].startswith("  copies:jfrog/ci-docker: failed, token -: ") and "holds no JFrog token" in lines[3]
+    assert (tmp_path / "copies" / "jfrog" / "ci-docker.json").read_text() == '{"api_key": "not a token"}'
+    assert run(["status", "-c", cfg, "--format", "json"]) == 0
+    [status] = json.loads(capsys.readouterr().out)
+    assert status["state"] == "out-of-sync" and "copies:jfrog/ci-docker" in status["last_error"]

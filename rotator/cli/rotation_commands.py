@@ -115,6 +115,9 @@ def _output_line(output: Any) -> str:
 
 
 def _one_line(result: Any) -> str:
+    if result.outcome == "failed" and result.step == "outputs":  # the lines below say which and why
+        return (f"{result.target}: FAILED: not every output holds the new token {result.token_id} (each keeps a "
+                "working token; the next run writes them)")
     if result.outcome == "synced":
         return f"{result.target}: outputs synced to token {result.token_id} [{result.duration:.2f}s]"
     if result.outcome == "rotated":
