@@ -175,6 +175,16 @@ class BoundedMetadata(Protocol):
 
 
 @runtime_checkable
+class LazyLayout(Protocol):
+    """A :class:`DocumentStore` that may have to ask its server whether it keeps metadata apart
+    (Vault with ``kv_version: auto``): loading a config makes no remote call, so it checks only
+    what is known offline."""
+
+    def layout_known(self) -> bool:
+        """True when :meth:`DocumentStore.keeps_metadata_apart` answers without a remote call."""
+
+
+@runtime_checkable
 class RenewableAuth(Protocol):
     """A store that logs in and must keep its own credential alive (Vault tokens have a TTL)."""
 
@@ -295,6 +305,7 @@ __all__ = [
     "SecretBackend",
     "DocumentStore",
     "EventStream",
+    "LazyLayout",
     "LocalStore",
     "MetadataNotWritten",
     "RenewableAuth",

@@ -64,7 +64,7 @@ def current_record(config_path) -> SecretRecord:
         config.close()
 
 
-@pytest.mark.parametrize("step", [s.value for s in RotationStep])
+@pytest.mark.parametrize("step", [s.value for s in RotationStep if s is not RotationStep.OUTPUTS])  # see test_crash_fanout
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_kill_at_step_then_rerun_and_sweep_converge(crash_config, emulator, step, when, capsys):
     assert run(["rotate", "-c", str(crash_config), "--all"]) == 0  # a first token to replace

@@ -109,10 +109,21 @@ def test_daemon_section_loads(tmp_path):
 
 
 def test_the_formats_example_loads_with_its_formats(tmp_path):
-    [formats] = [b for b in config_blocks(DOCS / "configuration.md") if "format:" in b]
+    [formats] = [b for b in config_blocks(DOCS / "configuration.md") if "format:" in b and "outputs:" not in b]
     loaded = load(formats, tmp_path)
     assert [(t.format, t.template is not None) for t in loaded.targets] == [("dockerconfigjson", False),
                                                                            ("template", True)]
+    loaded.close()
+
+
+def test_the_fanout_example_loads_with_its_outputs(tmp_path, monkeypatch):
+    [fanout] = [b for b in config_blocks(DOCS / "configuration.md") if "outputs:" in b]
+    loaded = load(fanout, tmp_path)
+    [target] = loaded.targets
+    assert (target.backend, target.path) == ("vault", "jfrog/ci-deployer")
+    assert [(o.key, o.format) for o in target.outputs] == [("aws:jfrog/ci-deployer", "username-password"),
+                                                           ("vault:jfrog/ci-deployer-docker", "dockerconfigjson")]
+    assert target.outputs[1].registry_hosts == ("acme.jfrog.io", "docker.acme.io")
     loaded.close()
 
 

@@ -133,6 +133,10 @@ class VaultBackend:
         """backends.base.DocumentStore: KV v2's custom_metadata lives beside any value; KV v1 has none."""
         return self.metadata_without_secret
 
+    def layout_known(self) -> bool:
+        """backends.base.LazyLayout: the KV version is configured (or was detected already)."""
+        return self._kv_version is not None
+
     def accepts_requests(self) -> bool:
         """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata
         (with ``kv_version: auto`` this may be the call that detects the version)."""

@@ -56,6 +56,7 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
         report.outcome = "pending-exists"
         return
     current = ctx.current_record()
+    refuse_fan_out(ctx.arn, current)
     if current is not None and current.url and current.url.rstrip("/") != ctx.settings.jfrog_url:
         raise RotationSetupError(f"the AWSCURRENT record of {ctx.arn} is for JFrog {current.url}, but JFROG_URL "
                                  f"is {ctx.settings.jfrog_url}; refusing to replace it with another platform's token")
@@ -188,6 +189,23 @@ STEP_FUNCTIONS: dict[str, Callable[[StepContext, StepReport], None]] = {
     "testSecret": test_secret,
     "finishSecret": finish_secret,
 }
+
+
+def refuse_fan_out(arn: str, current: SecretRecord | None) -> None:
+    """The Lambda writes one secret: it must not rotate one output of a fan-out target (the daemon's
+    or the CLI's ``outputs:``), which would leave the target's other outputs behind with a token it
+    then retires. See docs/aws-lambda.md ("One secret per function")."""
+    if current is None:
+        return
+    if current.output_of:
+        raise RotationSetupError(f"{arn} is an output of fan-out target {current.output_of!r}, written by the "
+                                 "daemon or the CLI with the target's other outputs; the Lambda rotates one secret "
+                                 "alone: turn off this secret's rotation and let the daemon (or the CLI) rotate it")
+    if current.outputs:
+        raise RotationSetupError(f"{arn} is the primary output of fan-out target {current.target!r} "
+                                 f"({len(current.outputs)} other output(s)); the Lambda rotates one secret alone and "
+                                 "would leave them behind: turn off this secret's rotation and let the daemon (or "
+                                 "the CLI) rotate it")
 
 
 def _token_id_of(text: str) -> str | None:

@@ -41,7 +41,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
                 backend.validate_credentials()
         print(f"{config.source}: OK ({len(config.backends)} backend(s), {len(config.targets)} target(s))")
         for target in config.targets:
-            print(f"  {target.name}: {target.strategy} -> {target.backend}:{target.path}, "
+            fanout = "".join(f" + {o.key}" for o in target.outputs)
+            print(f"  {target.name}: {target.strategy} -> {target.backend}:{target.path}{fanout}, "
                   f"{target.schedule.describe()}, overlap {target.overlap}s")
         for advice in config_advice(config):  # warnings only: the config is valid
             print_warning(str(advice))
@@ -71,6 +72,7 @@ def _report_stored_values(config: Any) -> int:
     only: nothing is minted or written). Returns how many targets would be refused."""
     from rotator.config.wiring import build_engine
     from rotator.engine import RotationError
+    from rotator.engine.outputs import read_outputs, report
 
     engine = build_engine(config)
     refused = 0
@@ -90,6 +92,10 @@ def _report_stored_values(config: Any) -> int:
             else:
                 print(f"  target {target.name}: holds token id {current.record.token_id} "
                       f"(generation {current.record.generation})")
+            for output in report(read_outputs(engine, target), current.record):  # fan-out: the other outputs
+                refused += output.state == "failed"
+                print(f"  target {target.name} output {output.output}: {output.state}"
+                      + (f" ({output.error})" if output.error else f" (token id {output.token_id or '-'})"))
     finally:
         engine.jfrog.close()
     return refused

@@ -104,6 +104,22 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def _rotation_line(result: Any) -> str:
+    """One line per rotation; a fan-out target adds one line per output."""
+    return _one_line(result) + "".join(f"\n  {_output_line(o)}" for o in result.outputs)
+
+
+def _output_line(output: Any) -> str:
+    primary = " (primary)" if output.primary else ""
+    error = f": {scrub(output.error)}" if output.error else ""
+    return f"{output.output}{primary}: {output.state}, token {output.token_id or '-'}{error}"
+
+
+def _one_line(result: Any) -> str:
+    if result.outcome == "failed" and result.step == "outputs":  # the lines below say which and why
+        return (f"{result.target}: FAILED: not every output holds the new token {result.token_id} (each keeps a "
+                "working token; the next run writes them)")
+    if result.outcome == "synced":
+        return f"{result.target}: outputs synced to token {result.token_id} [{result.duration:.2f}s]"
     if result.outcome == "rotated":
         expires = result.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if result.expires_at else "never"
         revoked = f", revoked {len(result.revoked)}" if result.revoked else ""
@@ -159,6 +175,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
                          _human(s.expires_in(now)), _when(s.next_due), str(s.retired_waiting),
                          (s.last_error or "-")[:80]))
         sys.stdout.write(tabwrite(rows))
+        for s in statuses:  # fan-out targets: where each output stands
+            if s.outputs:
+                sys.stdout.write(f"\nOUTPUTS of {s.target}\n" + tabwrite(
+                    [("OUTPUT", "FORMAT", "STATE", "TOKEN_ID", "ERROR")]
+                    + [(o.output + (" (primary)" if o.primary else ""), o.format, o.state, o.token_id or "-",
+                        (o.error or "-")[:80]) for o in s.outputs]))
     return EXIT_REMOTE if any(s.state == "error" for s in statuses) else EXIT_OK
 
 
@@ -196,6 +218,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in results], indent=2))
     else:
         for r in results:
+            synced = [o.output for o in r.outputs if o.state == "synced"]
             print(f"{r.target}: revoked {len(r.retired_revoked)} retired, {len(r.orphans_revoked)} orphan(s)"
+                  + (f", synced {', '.join(synced)}" if synced else "")
                   + "".join(f"\n  error: {e}" for e in r.errors))
     return EXIT_REMOTE if any(r.errors for r in results) else EXIT_OK

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from backends.base import SecretBackend, create_backend
+from backends.base import DocumentStore, LazyLayout, SecretBackend, create_backend
 from rotator.config.credentials import (
     MINTING_CREDENTIALS,
     AwsIamSettings,
@@ -32,9 +32,11 @@ from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
     DEFAULT_OVERLAP,
+    MAX_OUTPUTS,
     STRATEGIES,
     TARGET_NAME,
     TARGET_NAME_HINT,
+    Output,
     Schedule,
     Target,
 )
@@ -238,20 +240,42 @@ def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogS
         if target.name in names:
             raise opts.error("name", f"duplicate target name {target.name!r}")
         names.add(target.name)
-        key = (target.backend, target.path)
-        if key in seen:
-            raise opts.error("path", f"{target.backend}:{target.path} is already used by target {seen[key]!r}")
-        seen[key] = target.name
+        for where, output in _output_places(opts, target):
+            key = (output.backend, output.path)
+            if key in seen:
+                raise ConfigError(opts.source, where, f"{output.key} is already used by target {seen[key]!r}")
+            seen[key] = target.name
         targets.append(target)
     return targets
 
 
+def _output_places(opts: Options, target: Target) -> list[tuple[str, str]]:
+    """Where each output of ``target`` was given (its key path) and the output: the primary first."""
+    if opts.has("backend"):
+        primary = opts.path("path")
+        others = [opts.path("outputs") + f"[{i}].path" for i in range(len(target.outputs))]
+    else:  # outputs alone: the first is the primary
+        primary = opts.path("outputs") + "[0].path"
+        others = [opts.path("outputs") + f"[{i + 1}].path" for i in range(len(target.outputs))]
+    return list(zip([primary, *others], [target.primary, *target.outputs]))
+
+
 def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSettings) -> Target:
     name = opts.str("name", pattern=TARGET_NAME, hint=TARGET_NAME_HINT)
-    backend = opts.str("backend")
-    if backend not in backends:
-        raise opts.error("backend", f"no backend named {backend!r} (defined: {', '.join(backends)})")
     strategy = opts.str("strategy", "recreate", choices=STRATEGIES)
+    outputs = _outputs(opts, name, strategy, backends) if opts.has("outputs") else []
+    if opts.has("backend") or not outputs:
+        backend = opts.str("backend")
+        if backend not in backends:
+            raise opts.error("backend", f"no backend named {backend!r} (defined: {', '.join(backends)})")
+        primary = Output(backend, opts.str("path", name), **_consumer_format(opts, strategy))
+    else:  # outputs alone: the first one is the primary
+        for key in ("path", "format", "registry_hosts", "template"):
+            if opts.has(key):
+                raise opts.error(key, f"target {name!r} has no backend of its own: give {key} in its first output "
+                                      "(the primary), or give backend and path here")
+        primary, outputs = outputs[0], outputs[1:]
+    _check_fanout(opts, name, primary, outputs)
     token = _token(opts.mapping("token", None))
     if strategy == "refresh" and not token.refreshable:
         raise opts.error("strategy", "refresh needs token.refreshable: true")
@@ -262,11 +286,10 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
                           f"target {name!r} (strategy {strategy}) needs an admin credential: set "
                           f"access_token_env, access_token_file, server_id, oidc, access_token_from or aws_iam")
     schedule = _schedule(opts.mapping("schedule", None), token)
-    consumer = _consumer_format(opts, strategy)
     target = Target(
         name=name,
-        backend=backend,
-        path=opts.str("path", name),
+        backend=primary.backend,
+        path=primary.path,
         token=token,
         strategy=strategy,
         schedule=schedule,
@@ -274,10 +297,65 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
         fallback_to_recreate=fallback,
         orphan_grace=opts.duration("orphan_grace", DEFAULT_ORPHAN_GRACE),
         adopt=opts.bool("adopt", True),
-        **consumer,
+        format=primary.format,
+        registry_hosts=primary.registry_hosts,
+        template=primary.template,
+        outputs=tuple(outputs),
     )
     opts.finish()
     return target
+
+
+def _outputs(opts: Options, name: str, strategy: str, backends: Mapping[str, SecretBackend]) -> list[Output]:
+    """``outputs:``: where else the target's token is written (docs/configuration.md, "Fan-out")."""
+    items = opts.list("outputs")
+    if not items:
+        raise opts.error("outputs", f"target {name!r}: give at least one output, or leave outputs out")
+    if strategy == "refresh":
+        raise opts.error("outputs", f"target {name!r}: strategy refresh cannot fan out: a refresh ends the previous "
+                                    "token at once, so an output not written yet would hold a dead token (use "
+                                    "strategy recreate or self)")
+    found = []
+    for index, item in enumerate(items):
+        out = Options(item, opts.path("outputs") + f"[{index}]", opts.source)
+        backend = out.str("backend")
+        path = out.str("path")
+        where = f"target {name!r}, output {backend}:{path}"
+        if backend not in backends:
+            raise out.error("backend", f"{where}: no backend named {backend!r} (defined: {', '.join(backends)})")
+        output = Output(backend, path, **_consumer_format(out, strategy))
+        if output.format not in (None, "record") and _metadata_apart(backends[backend]) is False:
+            raise out.error("format", f"{where}: format {output.format} needs metadata beside the value, which "
+                                      f"backend {backend!r} does not keep (a Vault KV v1 mount keeps it only inside "
+                                      "our record): use a KV v2 mount, or format: record")
+        out.finish()
+        found.append(output)
+    return found
+
+
+def _check_fanout(opts: Options, name: str, primary: Output, outputs: list[Output]) -> None:
+    if len(outputs) > MAX_OUTPUTS:
+        raise opts.error("outputs", f"target {name!r}: at most {MAX_OUTPUTS} outputs besides the primary, "
+                                    f"not {len(outputs)}")
+    seen = {(primary.backend, primary.path): "the primary"}
+    offset = 0 if opts.has("backend") else 1
+    for index, output in enumerate(outputs):
+        key = (output.backend, output.path)
+        if key in seen:
+            what = "is the target's primary output" if seen[key] == "the primary" else f"is already {seen[key]}"
+            raise ConfigError(opts.source, opts.path("outputs") + f"[{index + offset}].path",
+                              f"target {name!r}, output {output.key}: {what} (each output needs its own store path)")
+        seen[key] = f"outputs[{index + offset}]"
+
+
+def _metadata_apart(backend: SecretBackend) -> bool | None:
+    """Whether ``backend`` keeps metadata beside any value, as far as is known offline (``None``:
+    the store will tell at the first read, which refuses before anything is minted)."""
+    if not isinstance(backend, DocumentStore):
+        return False
+    if isinstance(backend, LazyLayout) and not backend.layout_known():
+        return None
+    return backend.keeps_metadata_apart()
 
 
 def _consumer_format(opts: Options, strategy: str) -> dict[str, Any]:

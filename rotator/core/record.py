@@ -33,7 +33,7 @@ RETIRED_KEYS = ("retired", "retired_2", "retired_3", "retired_4")
 RETIRED_CHUNK = 250
 _TOP_KEYS = ("access_token", "token_id", "token_type", "username", "scope", "url", "expires_at",
              "issued_at", "refresh_token", "reference_token", "rotator")
-_ROTATOR_KEYS = ("schema", "target", "generation", "retired")
+_ROTATOR_KEYS = ("schema", "target", "generation", "retired", "outputs", "outputs_pending", "output_of")
 
 
 class RecordError(ValueError):
@@ -212,6 +212,11 @@ class SecretRecord:
     refresh_token: str | None = None
     reference_token: str | None = None
     retired: tuple[RetiredToken, ...] = ()
+    #: Fan-out, on the primary: the ids of the other outputs (``rotator.core.target.Output.id``) and
+    #: those not yet holding this token. On another output: ``output_of`` names the target.
+    outputs: tuple[str, ...] = ()
+    outputs_pending: tuple[str, ...] = ()
+    output_of: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     rotator_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -241,6 +246,10 @@ class SecretRecord:
             out["reference_token"] = self.reference_token
         rotator: dict[str, Any] = {"schema": SCHEMA, "target": self.target, "generation": self.generation,
                                    "retired": [r.to_json() for r in self.retired]}
+        if self.outputs:
+            rotator.update(outputs=list(self.outputs), outputs_pending=list(self.outputs_pending))
+        if self.output_of:
+            rotator["output_of"] = self.output_of
         rotator.update(self.rotator_extra)
         out["rotator"] = rotator
         for key, value in self.extra.items():
@@ -278,6 +287,9 @@ class SecretRecord:
             raise RecordError("field 'rotator.generation' must be a non-negative integer")
         expires = data.get("expires_at")
         issued = data.get("issued_at")
+        output_of = rot.get("output_of")
+        if output_of is not None and not isinstance(output_of, str):
+            raise RecordError("field 'rotator.output_of' must be a string")
         return cls(
             access_token=data["access_token"],
             token_id=data["token_id"],
@@ -292,6 +304,9 @@ class SecretRecord:
             target=str(rot.get("target") or ""),
             generation=generation,
             retired=tuple(retired),
+            outputs=_ids(rot, "outputs"),
+            outputs_pending=_ids(rot, "outputs_pending"),
+            output_of=output_of or None,
             extra={k: v for k, v in data.items() if k not in _TOP_KEYS},
             rotator_extra={k: v for k, v in rot.items() if k not in _ROTATOR_KEYS},
         )
@@ -328,7 +343,31 @@ class SecretRecord:
             "generation": str(self.generation),
             **spread,
             "retired_count": str(len(self.retired)),
+            **self.fanout_metadata(),
         }
+
+    def fanout_metadata(self) -> dict[str, str | None]:
+        """The fan-out keys of :meth:`metadata`: none for a target with one output, so its metadata
+        (and its AWS tag count) is what it always was."""
+        out: dict[str, str | None] = {}
+        if self.outputs:
+            out["outputs"] = ",".join(self.outputs)
+            out["outputs_pending"] = ",".join(self.outputs_pending) or None
+        if self.output_of:
+            out["output_of"] = self.output_of
+        return out
 
     def without_retired(self, token_ids: set[str]) -> SecretRecord:
         return replace(self, retired=tuple(r for r in self.retired if r.token_id not in token_ids))
+
+
+def _ids(section: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = section.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RecordError(f"field 'rotator.{key}' must be a list of output ids")
+    return tuple(value)
+
+
+def split_ids(text: str | None) -> tuple[str, ...]:
+    """A metadata list of output ids back as a tuple (AWS tags turn ``,`` into a space)."""
+    return tuple(part for part in (text or "").replace(" ", ",").split(",") if part)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rotator.core.token_spec import TokenSpec
 
@@ -45,6 +45,34 @@ class Schedule:
         return f"{self.before_expiry_seconds}s before expiry"
 
 
+#: At most this many outputs besides the primary: their ids are listed in the primary's metadata
+#: (an AWS tag value holds 256 characters; each id takes 9).
+MAX_OUTPUTS = 16
+
+
+@dataclass(frozen=True)
+class Output:
+    """One more place a target's token is written to (fan-out, docs/configuration.md "Fan-out"):
+    a store path and the format its consumers read there. ``format`` ``None``: our record, or the
+    shape of the value found there."""
+
+    backend: str
+    path: str
+    format: str | None = None
+    registry_hosts: tuple[str, ...] = ()
+    template: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``<backend>:<path>``: how messages, results and ``status`` name the output."""
+        return f"{self.backend}:{self.path}"
+
+    @property
+    def id(self) -> str:
+        """A short stable id of :attr:`key`, as the primary's bookkeeping lists outputs (8 hex digits)."""
+        return hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class Target:
     """One token kept fresh in one store: what to mint, how, where it is stored and when.
@@ -70,6 +98,19 @@ class Target:
     adopt: bool = True
     registry_hosts: tuple[str, ...] = ()  # dockerconfigjson: the hosts (default: the JFrog URL's)
     template: str | None = None  # format template: the text, with {access_token}, {username}, ...
+    #: Fan-out: the outputs written besides this one (the primary), in order. Empty: one output.
+    outputs: tuple[Output, ...] = ()
+
+    @property
+    def primary(self) -> Output:
+        """This target's own store path and format, the output whose compare-and-set decides a rotation."""
+        return Output(self.backend, self.path, self.format, self.registry_hosts, self.template)
+
+    def at(self, output: Output) -> Target:
+        """This target as it is written at ``output``: the same token options, another store path and
+        format, no outputs of its own (what READ and the shapes of the engine work on)."""
+        return replace(self, backend=output.backend, path=output.path, format=output.format,
+                       registry_hosts=output.registry_hosts, template=output.template, outputs=())
 
 
 def is_target_name(name: str) -> bool:

@@ -52,18 +52,21 @@ def target_job_id(name: str) -> str:
 
 def next_run(target: Target, status: TargetStatus, now: datetime, rng: random.Random) -> datetime:
     """When to run the target's job next, from what the store says about it."""
-    if status.state in ("missing", "expired", "error"):
-        return now  # rotate at once (an error state is retried by the job with back-off)
+    if status.state in ("missing", "expired", "error", "out-of-sync"):
+        return now  # rotate (or sync the outputs) at once; a failure is retried by the job with back-off
     if status.next_due is None:
         return now + NEVER  # nothing to do by this schedule (non-expiring token)
     return max(now, jittered(status.next_due, target.schedule.jitter, rng))
 
 
 def observe_status(metrics: Metrics, target: Target, status: TargetStatus) -> None:
-    """Put what the store says about a target into the metrics (expiry, retired tokens waiting)."""
+    """Put what the store says about a target into the metrics (expiry, retired tokens waiting,
+    which outputs hold the current token)."""
     if status.token_id is not None:
         metrics.observe_state(target.name, expires_at=status.expires_at.timestamp()
                               if status.expires_at else None, retired=status.retired_waiting)
+    if status.outputs:
+        metrics.observe_outputs(target.name, {o.output: o.state == "in-sync" for o in status.outputs})
 
 
 class TargetJob:
@@ -86,6 +89,8 @@ class TargetJob:
             log.warning("%s: not rotated: %s", target.name, state.foreign,
                         extra={"target": target.name, "outcome": "foreign-write"})
             return now + timedelta(seconds=RETRY_MAX)  # the reconcile loop clears it once fixed
+        if scheduled and not due and status.state == "out-of-sync":
+            return self._sync(config, engine, target, state, status, reason, now)
         if scheduled and not due:
             self.metrics.rotations.labels(target.name, "skipped").inc()
             log.info("%s: not due (rotated elsewhere); next due %s", target.name, status.next_due,
@@ -96,10 +101,24 @@ class TargetJob:
                      utc_iso(state.retry_at), extra={"target": target.name})
             return state.retry_at
         result = engine.rotate(target, reason=reason, only_if_version=None if scheduled else only_if_version)
-        self.metrics.observe_rotation(result)
-        self.contacts.record_rotation(result)
         if requests and result.outcome in ("rotated", "skipped", "lost-race"):
             self._delete_requests(config, target, requests)
+        return self._after(config, target, state, result, now)
+
+    def _sync(self, config: Config, engine: Engine, target: Target, state: TargetState, status: TargetStatus,
+              reason: str, now: datetime) -> datetime:
+        """Not due, but an output does not hold the current token (a rotation that did not reach it):
+        write it there, minting nothing; retried with back-off like a failed rotation."""
+        if state.retry_at is not None and now < state.retry_at:
+            return state.retry_at
+        log.info("%s: not due, but output(s) %s do not hold its token; syncing them", target.name,
+                 ", ".join(o.output for o in status.outputs_behind), extra={"target": target.name})
+        return self._after(config, target, state, engine.sync_outputs(target, reason=reason), now)
+
+    def _after(self, config: Config, target: Target, state: TargetState, result: Any, now: datetime) -> datetime:
+        """Count a rotation's (or a sync's) result and plan the next run: back-off after a failure."""
+        self.metrics.observe_rotation(result)
+        self.contacts.record_rotation(result)
         if result.outcome == "failed":
             state.failures += 1
             state.last_error = result.error
@@ -112,6 +131,8 @@ class TargetJob:
         state.failures, state.last_error, state.retry_at = 0, None, None
         after = target_status(config, target, datetime.now(timezone.utc))
         observe_status(self.metrics, target, after)
+        if after.state == "out-of-sync":  # the store still says so: look again after a pause, not at once
+            return datetime.now(timezone.utc) + timedelta(seconds=RETRY_BASE)
         return next_run(target, after, datetime.now(timezone.utc), self.rng)
 
     @staticmethod

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, utc_iso
+from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, split_ids, utc_iso
 from rotator.core.shapes import ConsumerValues, Found, registry_hosts, render, render_like
 from rotator.core.target import Target
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
@@ -83,7 +83,10 @@ def record_from_metadata(found: Found, metadata: Mapping[str, str], *, target: s
     return SecretRecord(access_token=found.token, token_id=metadata["token_id"],
                         username=metadata.get("username") or found.username or "",
                         scope=str((claims or {}).get("scp") or ""), url=url, issued_at=issued,
-                        expires_at=expires, target=target, generation=generation, retired=retired)
+                        expires_at=expires, target=target, generation=generation, retired=retired,
+                        outputs=split_ids(metadata.get("outputs")),
+                        outputs_pending=split_ids(metadata.get("outputs_pending")),
+                        output_of=metadata.get("output_of") or None)
 
 
 def adopted_record(found: Found, me: Mapping[str, Any], *, target: str, url: str) -> SecretRecord:

@@ -31,6 +31,11 @@ def read_current(target: Target, backend: SecretBackend, jfrog: AccessClient) ->
         stored = backend.read(target.path)
     except BackendError as exc:
         raise RotationError(target.name, RotationStep.READ, str(exc)) from None
+    return read_stored(target, backend, stored, jfrog)
+
+
+def read_stored(target: Target, backend: SecretBackend, stored: StoredValue, jfrog: AccessClient) -> Current:
+    """What :func:`read_current` makes of a value already read (the outputs of a fan-out target)."""
     current = _read(target, backend, stored, jfrog)
     check_document_store(target, current)
     return current

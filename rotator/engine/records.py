@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from rotator.core.record import RetiredToken, SecretRecord, utc_iso
+from rotator.core.record import RetiredToken, SecretRecord, split_ids, utc_iso
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.jwt import decode_claims
 
@@ -163,6 +163,15 @@ def rotation_metadata(record: SecretRecord, *, reason: str, now: datetime) -> di
             "requested_by": None, "requested_reason": None, "requested_at": None}
 
 
+def cleared_fanout_keys(previous: SecretRecord | None, record: SecretRecord) -> dict[str, str | None]:
+    """``None`` for the fan-out keys ``previous`` had in its metadata and ``record`` no longer has
+    (a target whose ``outputs:`` were removed), so the store drops them."""
+    if previous is None:
+        return {}
+    had = previous.fanout_metadata()
+    return {key: None for key in had if key not in record.fanout_metadata()}
+
+
 def metadata_drift(record: SecretRecord, metadata: Mapping[str, str]) -> str | None:
     """How the metadata beside a record disagrees with it (``None`` when it follows the record).
 
@@ -178,4 +187,11 @@ def metadata_drift(record: SecretRecord, metadata: Mapping[str, str]) -> str | N
     if metadata.get("generation") not in (None, str(record.generation)):
         return (f"the metadata named generation {metadata.get('generation')} but the record is "
                 f"generation {record.generation}")
+    if record.outputs and split_ids(metadata.get("outputs_pending")) != record.outputs_pending:
+        return (f"the metadata listed outputs {_ids(split_ids(metadata.get('outputs_pending')))} as pending but the "
+                f"record lists {_ids(record.outputs_pending)}")
     return None
+
+
+def _ids(ids: tuple[str, ...]) -> str:
+    return "[" + ", ".join(ids) + "]"

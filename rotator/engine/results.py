@@ -17,6 +17,7 @@ class RotationStep(str, Enum):
     MINT = "mint"
     VERIFY = "verify"
     STORE = "store"
+    OUTPUTS = "outputs"  # fan-out: the outputs besides the primary (rotator/engine/outputs.py)
     RETIRE = "retire"
 
 
@@ -36,10 +37,39 @@ class RotationError(Exception):
 
 
 @dataclass
+class OutputResult:
+    """What a run did at one output of a fan-out target.
+
+    ``state``: ``rotated`` (now holds the new token), ``synced`` (caught up with the primary's
+    token), ``in-sync`` (held it already), ``behind`` (a dry run: would be written), ``failed``
+    (still holds ``token_id``, the token it had, which keeps working), or ``untouched`` (the
+    rotation lost its race: outputs are left to the winner).
+    """
+
+    output: str  # <backend>:<path>
+    state: str
+    primary: bool = False
+    token_id: str | None = None  # the token it holds after the run, when known
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("rotated", "synced", "in-sync")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"output": self.output, "state": self.state, "token_id": self.token_id}
+        if self.primary:
+            out["primary"] = True
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
 class RotationResult:
     target: str
     rotation_id: str
-    outcome: str  # rotated | lost-race | skipped | dry-run | failed
+    outcome: str  # rotated | synced | lost-race | skipped | dry-run | failed
     reason: str
     strategy: str = ""
     token_id: str | None = None
@@ -51,9 +81,10 @@ class RotationResult:
     error: str | None = None
     step: str | None = None
     warnings: list[str] = field(default_factory=list)
+    outputs: list[OutputResult] = field(default_factory=list)  # fan-out targets only, the primary first
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "target": self.target, "outcome": self.outcome, "reason": self.reason, "rotation_id": self.rotation_id,
             "strategy": self.strategy, "token_id": self.token_id, "previous_token_id": self.previous_token_id,
             "generation": self.generation, "expires_at": utc_iso(self.expires_at) if self.expires_at else None,
@@ -62,6 +93,8 @@ class RotationResult:
         }
         if self.warnings:  # the rotation is done; something beside it (metadata, a revoke) is left to repair
             out["warnings"] = self.warnings
+        if self.outputs:
+            out["outputs"] = [o.to_json() for o in self.outputs]
         return out
 
 
@@ -72,10 +105,13 @@ class SweepResult:
     orphans_revoked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     repaired: str | None = None
+    outputs: list[OutputResult] = field(default_factory=list)  # fan-out targets: what the sync did
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "retired_revoked": self.retired_revoked,
                                "orphans_revoked": self.orphans_revoked, "errors": self.errors}
         if self.repaired:
             out["repaired"] = self.repaired
+        if self.outputs:
+            out["outputs"] = [o.to_json() for o in self.outputs]
         return out

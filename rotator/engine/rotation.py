@@ -16,11 +16,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
+import rotator.engine.outputs as outputs
+from rotator.core.record import SecretRecord
+from rotator.core.redact import scrub
 from rotator.core.target import Target
+from rotator.engine.current import Current
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
-from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
+from rotator.engine.results import OutputResult, RotationError, RotationResult, RotationStep, StepHook, SweepResult
 from rotator.engine.steps import RotationSteps
 
 log = logging.getLogger("rotator.engine")
@@ -71,15 +76,23 @@ class Engine(RotationSteps):
         if current.repaired:
             result.warnings.append(current.repaired)
         result.previous_token_id = current.record.token_id if current.record else None
-        self._hook(RotationStep.READ, "after", rid)
         if only_if_version is not None and current.version != only_if_version:
+            self._hook(RotationStep.READ, "after", rid)
             result.outcome = "skipped"  # someone rotated it since the request was seen
             return
+        views = outputs.read_outputs(self, target)
+        self._hook(RotationStep.READ, "after", rid)
 
         if dry_run:
             result.outcome = "dry-run"
             result.strategy = self.planned_strategy(target, current.record)
+            if views:
+                holds = current.record.token_id if current.record else None
+                result.outputs = [OutputResult(target.primary.key, "in-sync" if holds else "behind", primary=True,
+                                               token_id=holds), *outputs.report(views, current.record)]
             return
+        if views and current.record is not None:  # finish what an earlier rotation left, before anything else
+            current = self._sync(target, current, views, result)
 
         policy = Overlap(target.overlap, self.persistency_threshold)
         self.check_room(target, current.record, current.found, policy, reason=result.reason)
@@ -93,6 +106,9 @@ class Engine(RotationSteps):
             self.verify(target, minted.token)
             self._hook(RotationStep.VERIFY, "after", rid)
             record = self.build_record(target, current.record, minted, policy)
+            if views:
+                record = outputs.with_outputs(target, record, views, overlap=target.overlap,
+                                              persistency_threshold=self.persistency_threshold, now=self.clock())
         except BaseException:
             self.discard(target, minted.token, "it failed verification")
             raise
@@ -101,17 +117,113 @@ class Engine(RotationSteps):
         version = self.store(target, current, record, minted, reason=result.reason, rotation_id=rid,
                              warnings=result.warnings)
         if version is None:
-            result.outcome = "lost-race"  # our token is already revoked
+            result.outcome = "lost-race"  # our token is already revoked; the winner writes the outputs
+            result.outputs = [OutputResult(v.key, "untouched", token_id=v.holding.token_id if v.holding else None)
+                              for v in views]
             return
         result.outcome, result.generation, result.expires_at = "rotated", record.generation, record.expires_at
         self._hook(RotationStep.STORE, "after", rid)
 
+        keep: set[str] | None = set()
+        if views:
+            settled = self._write_outputs(target, current, record, version, views, result)
+            if settled is None:  # the primary moved on, or its bookkeeping could not be written
+                keep = None
+                result.warnings.append("the primary's list of pending outputs was not updated; nothing revoked "
+                                       "in this run (the next run looks at the outputs again)")
+            else:
+                record, version = settled
+                keep = outputs.held_tokens(views)
+                if keep is None:
+                    result.warnings.append(f"nothing revoked: what {outputs.unknown_outputs(views)} holds is "
+                                           "unknown")
+
         self._hook(RotationStep.RETIRE, "before", rid)
-        revoked, done = self.revoke_due(target, record, [])
-        if done:
-            self.drop_retired(target, current, record, version, done)
-        result.revoked = revoked
+        if keep is not None:
+            revoked, done = self.revoke_due(target, record, [], keep=keep)
+            if done:
+                self.drop_retired(target, current, record, version, done)
+            result.revoked = revoked
         self._hook(RotationStep.RETIRE, "after", rid)
+        if any(not o.done for o in result.outputs):
+            self._outputs_failed(target, result)
+
+    # -- fan-out (rotator/engine/outputs.py) ------------------------------------------------------
+    def _output_hook(self, rid: str) -> outputs.OutputHook:
+        return lambda when: self._hook(RotationStep.OUTPUTS, when, rid)
+
+    def _sync(self, target: Target, current: Current, views: list[outputs.OutputView], result: Any, *,
+              report_all: bool = False) -> Current:
+        """Sync the outputs that do not hold the primary's token and settle its bookkeeping; the
+        primary read again when that changed it."""
+        assert current.record is not None
+        rid = result.rotation_id
+        synced = outputs.sync(self, target, current, views, reason=result.reason, rotation_id=rid,
+                              warnings=result.warnings, hook=self._output_hook(rid))
+        if report_all or any(o.state != "in-sync" for o in synced):  # what the sync did (if anything)
+            result.outputs = [OutputResult(target.primary.key, "in-sync", primary=True,
+                                           token_id=current.record.token_id), *synced]
+        settled = outputs.settle(self, target, current, current.record, current.version, views, synced,
+                                 overlap=target.overlap, persistency_threshold=self.persistency_threshold,
+                                 rotation_id=f"outputs-sync-{rid}")
+        if settled is not None and settled[1] == current.version and settled[0] == current.record:
+            return current
+        return self.read(target)
+
+    def _write_outputs(self, target: Target, current: Current, record: SecretRecord, version: Any,
+                       views: list[outputs.OutputView], result: Any) -> tuple[SecretRecord, Any] | None:
+        """The outputs besides the primary, after it: each gets the new token (or keeps the one it
+        had and is reported); then the primary's bookkeeping says which are still pending."""
+        rid = result.rotation_id
+        written = [outputs.write_output(self, target, view, record, state="rotated", reason=result.reason,
+                                        rotation_id=rid, warnings=result.warnings, hook=self._output_hook(rid))
+                   for view in views]
+        result.outputs = [OutputResult(target.primary.key, "rotated", primary=True, token_id=record.token_id),
+                          *written]
+        # The bookkeeping write goes to the primary as STORE left it (the value our record, or the document).
+        stored = replace(current, record=record)
+        return outputs.settle(self, target, stored, record, version, views, written, overlap=target.overlap,
+                              persistency_threshold=self.persistency_threshold, rotation_id=f"outputs-{rid}")
+
+    def _outputs_failed(self, target: Target, result: Any) -> None:
+        """Not every output holds the new token: the run failed (the next one syncs them)."""
+        failed = [o for o in result.outputs if not o.done]
+        result.outcome, result.step = "failed", RotationStep.OUTPUTS.value
+        result.error = scrub(
+            f"{target.name}: outputs: {len(failed)} of {len(result.outputs)} outputs do not hold the new token "
+            f"(each keeps a working token; the next run writes them): "
+            + "; ".join(f"{o.output}: {o.error or o.state}" for o in failed))
+        self.record_failure(target, result.error)
+
+    def sync_outputs(self, target: Target, *, reason: str = "sync", rotation_id: str | None = None) -> RotationResult:
+        """Only finish an earlier rotation: write the primary's token to the outputs that do not hold
+        it, mint nothing (the daemon's job when a target is not due but an output is behind)."""
+        rid = rotation_id or str(uuid.uuid4())
+        result = RotationResult(target=target.name, rotation_id=rid, outcome="failed", reason=reason)
+        started = time.monotonic()
+        try:
+            current = self.read(target)
+            if current.repaired:
+                result.warnings.append(current.repaired)
+            views = outputs.read_outputs(self, target)
+            if current.record is None:
+                result.outcome = "skipped"  # no token yet: the first rotation writes every output
+            else:
+                self._sync(target, current, views, result, report_all=True)
+                result.token_id, result.generation = current.record.token_id, current.record.generation
+                result.outcome = "synced"
+                if any(not o.done for o in result.outputs):
+                    self._outputs_failed(target, result)
+                else:  # what status reads: a store that READ takes no metadata from (AWS) may still list some
+                    self.write_metadata(target, current.backend, {"outputs": ",".join(o.id for o in target.outputs),
+                                                                  "outputs_pending": None}, result.warnings)
+        except RotationError as exc:
+            result.error, result.step = str(exc), exc.step.value
+        finally:
+            result.duration = time.monotonic() - started
+        log.info("sync %s", result.outcome, extra={"target": target.name, "rotation_id": rid, "reason": reason,
+                                                   "duration": round(result.duration, 3), "step": result.step})
+        return result
 
     def sweep(self, target: Target) -> SweepResult:
         """Revoke retired tokens that are due, and live tokens tagged for this target that the
@@ -123,13 +235,31 @@ class Engine(RotationSteps):
             result.errors.append(str(exc))
             return result
         result.repaired = current.repaired
+        keep: set[str] | None = set()
+        if target.outputs:  # sync the outputs first; never revoke what one of them holds
+            views = outputs.read_outputs(self, target)
+            if current.record is not None:
+                sync = RotationResult(target=target.name, rotation_id=str(uuid.uuid4()), outcome="synced",
+                                      reason="sweep")
+                try:
+                    current = self._sync(target, current, views, sync)
+                except RotationError as exc:
+                    result.errors.append(str(exc))
+                    return result
+                result.outputs = sync.outputs
+                result.errors += [f"{target.name}: output {o.output}: {o.error}" for o in sync.outputs if not o.done]
+            keep = outputs.held_tokens(views)
+            if keep is None:
+                result.errors.append(f"{target.name}: nothing revoked: what {outputs.unknown_outputs(views)} "
+                                     "holds is unknown")
+                return result
         record = current.record
         if record is not None:
-            revoked, done = self.revoke_due(target, record, result.errors)
+            revoked, done = self.revoke_due(target, record, result.errors, keep=keep)
             if done:
                 self.drop_retired(target, current, record, current.version, done)
             result.retired_revoked = revoked
-        result.orphans_revoked = self.sweep_orphans(target, record, result.errors)
+        result.orphans_revoked = self.sweep_orphans(target, record, result.errors, also_known=keep)
         return result
 
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from backends.base import BackendError, SecretBackend
-from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, utc_iso
+from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, split_ids, utc_iso
 from rotator.core.schedule import next_due
 from rotator.core.target import Target
 from rotator.engine.current import repair_metadata
@@ -21,11 +21,33 @@ class HasBackends(Protocol):
 
 
 @dataclass
+class OutputStatus:
+    """One output of a fan-out target: ``in-sync`` (holds the primary's token), ``behind`` (holds
+    another one, or none; the next run writes it) or ``error`` (could not be read)."""
+
+    output: str  # <backend>:<path>
+    format: str
+    state: str
+    token_id: str | None = None
+    primary: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"output": self.output, "format": self.format, "state": self.state,
+                               "token_id": self.token_id}
+        if self.primary:
+            out["primary"] = True
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
 class TargetStatus:
     target: str
     backend: str
     path: str
-    state: str  # ok | missing | due | expired | error
+    state: str  # ok | missing | due | expired | error | foreign-write | out-of-sync
     token_id: str | None = None
     username: str | None = None
     issued_at: datetime | None = None
@@ -38,6 +60,12 @@ class TargetStatus:
     source: str = "metadata"  # metadata | record
     written_by_hand: bool = False  # Vault: the current version is not the one the rotator wrote
     repaired: str | None = None  # the metadata did not follow the record and was repaired
+    outputs: list[OutputStatus] = field(default_factory=list)  # fan-out targets only, the primary first
+    pending: tuple[str, ...] = ()  # the ids the primary lists as not holding its token yet
+
+    @property
+    def outputs_behind(self) -> list[OutputStatus]:
+        return [o for o in self.outputs if o.state != "in-sync"]
 
     def expires_in(self, now: datetime) -> int | None:
         return None if self.expires_at is None else int((self.expires_at - now).total_seconds())
@@ -52,7 +80,8 @@ class TargetStatus:
                 "next_due": t(self.next_due), "generation": self.generation,
                 "retired_waiting": self.retired_waiting, "last_rotation": self.last_rotation,
                 "last_error": self.last_error or None, "read_from": self.source,
-                **({"repaired": self.repaired} if self.repaired else {})}
+                **({"repaired": self.repaired} if self.repaired else {}),
+                **({"outputs": [o.to_json() for o in self.outputs]} if self.outputs else {})}
 
 
 def target_status(config: HasBackends, target: Target, now: datetime | None = None) -> TargetStatus:
@@ -75,6 +104,8 @@ def target_status(config: HasBackends, target: Target, now: datetime | None = No
         status.next_due = now
         return status
     status.next_due = next_due(target.schedule, status.issued_at, status.expires_at, now)
+    if target.outputs:
+        _outputs(status, config, target)
     if status.written_by_hand:
         status.state = "foreign-write"
         status.last_error = status.last_error or _FOREIGN
@@ -82,7 +113,30 @@ def target_status(config: HasBackends, target: Target, now: datetime | None = No
         status.state = "expired"
     elif status.next_due is not None and status.next_due <= now:
         status.state = "due"
+    elif status.outputs_behind:
+        status.state = "out-of-sync"  # a rotation did not reach every output: the next run syncs them
     return status
+
+
+def _outputs(status: TargetStatus, config: HasBackends, target: Target) -> None:
+    """Per output: which token its own metadata names (no secret read where the store keeps metadata
+    apart), and whether the primary still lists it as pending."""
+    status.outputs.append(OutputStatus(target.primary.key, target.format or "record", "in-sync",
+                                       token_id=status.token_id, primary=True))
+    for output in target.outputs:
+        entry = OutputStatus(output.key, output.format or "record", "behind")
+        status.outputs.append(entry)
+        try:
+            backend = config.backends[output.backend]
+            meta = backend.read_metadata(output.path) or {}
+        except (BackendError, KeyError) as exc:
+            entry.state, entry.error = "error", str(exc)
+            continue
+        entry.token_id = meta.get("token_id") or None
+        if meta.get("target") not in (None, "", target.name):
+            entry.error = f"holds a value of target {meta['target']!r}"
+        elif entry.token_id == status.token_id and output.id not in status.pending:
+            entry.state = "in-sync"
 
 
 def _from_metadata(status: TargetStatus, backend: SecretBackend, target: Target) -> None:
@@ -105,6 +159,7 @@ def _fill_from_metadata(status: TargetStatus, meta: Mapping[str, str]) -> None:
     expires = meta.get("expires_at")
     status.expires_at = parse_time(expires, "expires_at") if expires and expires != "never" else None
     status.generation = int(meta["generation"]) if str(meta.get("generation", "")).isdigit() else None
+    status.pending = split_ids(meta.get("outputs_pending"))
     count = meta.get("retired_count", "")
     status.retired_waiting = int(count) if count.isdigit() else _listed(meta)
 
@@ -133,6 +188,7 @@ def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -
     status.token_id, status.username = record.token_id, record.username
     status.issued_at, status.expires_at = record.issued_at, record.expires_at
     status.generation, status.retired_waiting = record.generation, len(record.retired)
+    status.pending = record.outputs_pending
     status.last_error = stored.metadata.get("last_error") or None
     status.last_rotation = stored.metadata.get("last_rotation") or None
 
@@ -160,6 +216,7 @@ def _repair_if_ours(status: TargetStatus, backend: SecretBackend, target: Target
     status.token_id, status.username = record.token_id, record.username
     status.issued_at, status.expires_at = record.issued_at, record.expires_at
     status.generation, status.retired_waiting = record.generation, len(record.retired)
+    status.pending = record.outputs_pending
 
 
 _FOREIGN = "the current version was written outside the rotator"

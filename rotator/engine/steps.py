@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,7 +33,7 @@ from rotator.core.token_spec import SpecError
 from rotator.engine.current import AdminCredential, Current, Minted, repair_metadata
 from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.reading import read_current
-from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
+from rotator.engine.records import RetirePolicy, cleared_fanout_keys, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
@@ -233,7 +233,8 @@ class RotationSteps:
         """Compare-and-set write of ``record`` with the rotation's metadata; the new version, or
         ``None`` when another writer won (our token is revoked then)."""
         backend = current.backend
-        metadata = rotation_metadata(record, reason=reason, now=self.clock())
+        metadata = {**cleared_fanout_keys(current.record, record), **rotation_metadata(record, reason=reason,
+                                                                                      now=self.clock())}
         try:
             text = render_value(target, record, current.found, self.jfrog.url)
             return backend.write(target.path, text, expected_version=current.version,
@@ -309,9 +310,11 @@ class RotationSteps:
             return self.admin.token()
         return record.access_token if record else None
 
-    def revoke_due(self, target: Target, record: SecretRecord, errors: list[str]) -> tuple[list[str], set[str]]:
-        """Revoke the retired tokens whose ``revoke_after`` has come. Returns the ids revoked and
-        the ids that are done (revoked, or expired already: nothing left to revoke)."""
+    def revoke_due(self, target: Target, record: SecretRecord, errors: list[str], *,
+                   keep: Collection[str] = ()) -> tuple[list[str], set[str]]:
+        """Revoke the retired tokens whose ``revoke_after`` has come, except those in ``keep`` (held
+        by an output of a fan-out target). Returns the ids revoked and the ids that are done
+        (revoked, or expired already: nothing left to revoke)."""
         now = self.clock()
         revoked: list[str] = []
         done: set[str] = set()
@@ -321,7 +324,7 @@ class RotationSteps:
             errors.append(f"{target.name}: {exc}")
             return revoked, done
         for retired in record.retired:
-            if retired.revoke_after > now:
+            if retired.revoke_after > now or retired.token_id in keep:
                 continue
             if retired.expires_at is not None and retired.expires_at <= now:
                 done.add(retired.token_id)
@@ -349,10 +352,11 @@ class RotationSteps:
             log.warning("%s: revoked retired token(s) but could not update the record: %s", target.name, exc)
 
     def sweep_orphans(self, target: Target, record: SecretRecord | None, errors: list[str], *,
-                      this_rotation: str | None = None) -> list[str]:
+                      this_rotation: str | None = None, also_known: Collection[str] = ()) -> list[str]:
         """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
         crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
-        minting and was run again) at once."""
+        minting and was run again) at once. ``also_known``: tokens held by the other outputs of a
+        fan-out target, never orphans."""
         try:
             credential = self.credential_for(record)
         except JFrogError as exc:
@@ -365,7 +369,7 @@ class RotationSteps:
         except JFrogError as exc:
             errors.append(f"{target.name}: list tokens: {exc}")
             return []
-        known = set()
+        known = set(also_known)
         if record is not None:
             known.add(record.token_id)
             known.update(r.token_id for r in record.retired)
