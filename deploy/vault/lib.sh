@@ -22,7 +22,9 @@ cli() { "$VAULT_CLI" "$@"; }
 
 # enable_auth TYPE MOUNT: enables the auth method at MOUNT unless something is mounted there already.
 enable_auth() {
-  if cli auth list -format=json | grep -q "\"$2/\""; then
+  local mounted
+  mounted="$(cli auth list -format=json)"  # whole, not piped: grep -q would cut the pipe (pipefail)
+  if grep -q "\"$2/\"" <<< "$mounted"; then
     echo "auth method at $2/ already enabled"
   else
     cli auth enable -path="$2" "$1" > /dev/null

@@ -68,11 +68,11 @@ def example(name: str) -> list[dict[str, Any]]:
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 
 
-def quickstart_lines() -> list[str]:
-    """The command lines of docs/quickstart.md's bash blocks, continuation lines joined, comments
-    and blank lines dropped (heredocs kept whole, as one line each)."""
+def quickstart_lines(text: str | None = None) -> list[str]:
+    """The command lines of docs/quickstart.md's bash blocks (or of ``text``, a part of it),
+    continuation lines joined, comments and blank lines dropped, a heredoc shortened to its first line."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", QUICKSTART.read_text(), flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text or QUICKSTART.read_text(), flags=re.S):
         block = re.sub(r"<<'YAML'\n.*?\nYAML\n", "<<'YAML' ... YAML\n", block, flags=re.S)
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
