@@ -204,7 +204,7 @@ def test_the_checks_fail_on_a_worse_dockerfile(line, tmp_path, monkeypatch):
     text = DOCKERFILE.read_text()
     word = line.split()[0]
     lines = text.splitlines()
-    index = max(i for i, l in enumerate(lines) if l.startswith(word + " "))
+    index = max(i for i, text in enumerate(lines) if text.startswith(word + " "))
     lines[index] = line
     worse.write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(sys.modules[__name__], "DOCKERFILE", worse)
