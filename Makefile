@@ -70,7 +70,7 @@ bench-lambda: $(STAMP)
 	$(BIN)/python bench/lambda.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache
 
 # The AWS Lambda deployment package: the handler's own modules + requests (boto3 is in the runtime).
 .PHONY: lambda-zip
