@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
+.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption venv clean
 
 venv: $(STAMP)
 
@@ -52,7 +52,7 @@ demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
 # Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
-bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption
 
 bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
@@ -68,6 +68,9 @@ bench-trigger: $(STAMP)
 
 bench-lambda: $(STAMP)
 	$(BIN)/python bench/lambda.py
+
+bench-adoption: $(STAMP)
+	$(BIN)/python bench/adoption.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache

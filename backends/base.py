@@ -164,6 +164,17 @@ class DocumentStore(Protocol):
 
 
 @runtime_checkable
+class BoundedMetadata(Protocol):
+    """A store whose metadata has limits a rotation must respect (AWS: 50 tags per secret,
+    counting other tools' and people's tags), checked before a token is minted for a document,
+    whose bookkeeping is nowhere else."""
+
+    def check_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
+        """Raise :class:`BackendError` naming what does not fit when ``updates`` would not fit
+        beside what ``path`` already carries; writes nothing."""
+
+
+@runtime_checkable
 class RenewableAuth(Protocol):
     """A store that logs in and must keep its own credential alive (Vault tokens have a TTL)."""
 
@@ -276,6 +287,7 @@ def create_backend(name: str, options: Options) -> SecretBackend:
 
 __all__ = [
     "BackendError",
+    "BoundedMetadata",
     "CASConflict",
     "ConfigError",
     "ENTRY_POINT_GROUP",

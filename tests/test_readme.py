@@ -3,9 +3,15 @@ links resolve."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,11 @@ from backends.base import CASConflict, SecretBackend
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import MANAGED_BY
+from rotator.core.shapes import registry_hosts
+from rotator.jfrog import AccessClient
+from tests.fixtures.consumers import docker_credentials
+from tests.fixtures.moto_server import aws_env
+from tests.fixtures.openbao import bao_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -151,6 +162,16 @@ def test_jf_atc_commands_shown_work(emulator, cli_env, monkeypatch, capsys):
         assert code == expected, (argv, captured.err)
 
 
+def test_demo_commands_shown_parse():
+    """docs/demo.md's commands are the demo's flags (tests/test_demo.py runs the demo itself)."""
+    from rotator.cli.main import build_parser
+
+    shown = [argv for argv in commands(DOCS / "demo.md") if argv[0] == "demo"]
+    assert len(shown) >= 3
+    for argv in shown:
+        assert build_parser().parse_args(argv).handler.__name__ == "_cmd_demo", argv
+
+
 def test_emulator_python_examples_run(capsys):
     examples = blocks(DOCS / "emulator.md", "python")
     assert len(examples) == 2  # the tour, and the AWS IAM role exchange
@@ -245,11 +266,6 @@ def test_every_quickstart_command_is_run_or_says_why_not():
 def test_quickstart_vault_triggered_renewal(openbao, tmp_path, capsys, monkeypatch):
     """The section's commands against OpenBao: the requester's AppRole, its login with the `bao`
     line as shown, the trigger with that token (the flag is set), and its refused read."""
-    import os
-    import subprocess
-    import sys
-    import uuid
-
     from tests.deploy.shipped import quickstart_command, quickstart_line
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "VAULT_ADDR": openbao.addr,
@@ -286,3 +302,161 @@ def test_quickstart_vault_triggered_renewal(openbao, tmp_path, capsys, monkeypat
 
 def test_the_readme_links_the_quick_starts():
     assert "(docs/quickstart.md)" in README.read_text()
+
+
+# -- docs/consumers.md: every example runs, against OpenBao, moto's server and the emulator ------
+CONSUMERS = DOCS / "consumers.md"
+# Tools a test machine may lack stand in as shell functions that record what they were given;
+# `aws` makes the one call the page shows with boto3 (tests/fixtures/aws_cli.py).
+SHIMS = r"""
+curl() { printf '%s\n' "$@" > "$SHIMS/curl.args"; }
+docker() {
+  printf '%s\n' "$@" > "$SHIMS/docker.args"; printf '%s' "${DOCKER_CONFIG:-}" > "$SHIMS/docker.config"
+  if [ "${1:-}" = login ]; then cat > "$SHIMS/docker.stdin"; fi
+}
+kubectl() { printf '%s\n' "$@" > "$SHIMS/kubectl.args"; }
+aws() { "$PYTHON" -m tests.fixtures.aws_cli "$@"; }
+set -euo pipefail
+"""
+
+
+def section(page: Path, heading: str) -> str:
+    """The text of ``## <heading>`` up to the next ``## `` heading."""
+    text = page.read_text()
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def section_blocks(page: Path, heading: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section(page, heading), flags=re.S)
+
+
+class ConsumerDocs:
+    """The page's targets rotated by `jfrog-rotator rotate` from the page's own config, and a shell
+    to run its blocks in, with the page's names replaced by the test servers' ones."""
+
+    def __init__(self, tmp_path: Path, emulator, openbao, moto_url: str) -> None:
+        self.dir = tmp_path
+        self.emulator = emulator
+        self.openbao = openbao
+        self.registry = registry_hosts(emulator.url)[0]
+        unique = uuid.uuid4().hex[:8]
+        self.paths = {name: f"{name}-{unique}" for name in ("jfrog/ci-deployer", "jfrog/ci-env", "jfrog/ci-docker")}
+        self.replace = {**self.paths, "https://vault.example.com:8200": openbao.addr,
+                        "https://acme.jfrog.io": emulator.url, "acme.jfrog.io": self.registry,
+                        "/etc/jfrog": str(tmp_path / "etc")}
+        (tmp_path / "etc").mkdir()
+        (tmp_path / "shims").mkdir()
+        self.env = {**os.environ, "PATH": f"{Path(bao_binary()).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+                    "BAO_ADDR": openbao.addr, "BAO_TOKEN": openbao.root_token, "SHIMS": str(tmp_path / "shims"),
+                    "PYTHON": sys.executable, "PYTHONPATH": str(ROOT), "AWS_DEFAULT_REGION": "eu-west-1",
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url}
+
+    def text(self, text: str) -> str:
+        for old, new in self.replace.items():
+            text = text.replace(old, new)
+        return text
+
+    def shell(self, script: str) -> str:
+        answer = subprocess.run(["bash", "-c", SHIMS + self.text(script)], cwd=self.dir, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        assert answer.returncode == 0, answer.stderr
+        return answer.stdout
+
+    def shim(self, name: str) -> str:
+        return (self.dir / "shims" / name).read_text()
+
+    def user_of(self, token: str) -> str:
+        """Whose token JFrog says this is (``GET /tokens/me``); fails for a token that does not work."""
+        with AccessClient(self.emulator.url) as client:
+            return client.get_me(token=token)["subject"].rsplit("/users/", 1)[-1]
+
+
+@pytest.fixture
+def consumer_docs(tmp_path, emulator, openbao, moto_server, monkeypatch, cli_env):
+    emulator.create_user("ci-deployer", groups=("deployers",))
+    emulator.create_user("ci-puller", groups=("readers",))
+    aws_env(monkeypatch)
+    docs = ConsumerDocs(tmp_path, emulator, openbao, moto_server.url)
+    for name in ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        monkeypatch.setenv(name, docs.env[name])
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
+    [config] = config_blocks(CONSUMERS)
+    (tmp_path / "rotator.yaml").write_text(docs.text(config))
+    assert run(["rotate", "-c", str(tmp_path / "rotator.yaml"), "--all"]) == 0
+    return docs
+
+
+def test_consumers_a_ci_job_reads_vault_with_bao_kv_get(consumer_docs):
+    [block] = section_blocks(CONSUMERS, "A CI job reading Vault", "bash")
+    consumer_docs.shell(block)
+    header, url = consumer_docs.shim("curl.args").splitlines()[-2:]
+    assert header.startswith("Authorization: Bearer ") and url == f"{consumer_docs.emulator.url}/access/api/v1/tokens/me"
+    assert consumer_docs.user_of(header.removeprefix("Authorization: Bearer ")) == "ci-deployer"
+
+
+def test_consumers_docker_reads_the_dockerconfigjson_and_logs_in_with_the_token(consumer_docs):
+    pull, login = section_blocks(CONSUMERS, "`docker login` from a dockerconfigjson", "bash")
+    consumer_docs.shell(pull)
+    config = consumer_docs.dir / ".docker-jfrog" / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    args = consumer_docs.shim("docker.args").splitlines()
+    assert args[0] == "pull" and consumer_docs.shim("docker.config") == str(config.parent)
+    registry = args[1].split("/", 1)[0]  # Docker looks the image's registry up in config.json
+    user, password = docker_credentials(config.read_text(), registry)
+    assert user == "ci-puller" and consumer_docs.user_of(password) == "ci-puller"
+
+    consumer_docs.shell(login)
+    assert consumer_docs.shim("docker.args").splitlines() == ["login", consumer_docs.registry, "--username",
+                                                              "ci-deployer", "--password-stdin"]
+    assert consumer_docs.user_of(consumer_docs.shim("docker.stdin")) == "ci-deployer"
+
+
+def test_consumers_the_kubernetes_pull_secret_is_what_kubelet_reads(consumer_docs):
+    consumer_docs.shell(section_blocks(CONSUMERS, "`docker login` from a dockerconfigjson", "bash")[0])
+    [block] = section_blocks(CONSUMERS, "A Kubernetes image pull secret", "bash")
+    consumer_docs.shell(block)
+    args = consumer_docs.shim("kubectl.args").splitlines()
+    assert args[:4] == ["create", "secret", "generic", "jfrog-pull"] and "--type=kubernetes.io/dockerconfigjson" in args
+    key, _, file = next(a for a in args if a.startswith("--from-file=")).removeprefix("--from-file=").partition("=")
+    # What kubectl sends (data[key] = the file, base64) and what the API server checks for this
+    # type: a `.dockerconfigjson` key holding JSON with `auths` (ValidateSecret in Kubernetes).
+    secret = {"type": "kubernetes.io/dockerconfigjson", "data": {key: base64.b64encode(Path(file).read_bytes()).decode()}}
+    document = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert isinstance(document["auths"], dict)
+    _, password = docker_credentials(json.dumps(document), consumer_docs.registry)  # what kubelet sends
+    assert consumer_docs.user_of(password) == "ci-puller"
+    if shutil.which("kubectl"):  # where kubectl is installed, it builds the same Secret
+        real = subprocess.run(["kubectl", *args, "--dry-run=client", "-o", "json"], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "KUBECONFIG": "/nonexistent"}, check=True)
+        built = json.loads(real.stdout)
+        assert (built["type"], built["data"]) == (secret["type"], secret["data"])
+
+
+def test_consumers_the_caching_client_example_reads_the_docker_password(consumer_docs):
+    [example] = section_blocks(CONSUMERS, "AWS's caching client in Python", "python")
+    namespace: dict = {}
+    exec(compile(consumer_docs.text(example), "docs/consumers.md", "exec"), namespace)
+    assert consumer_docs.user_of(namespace["jfrog_docker_password"]()) == "ci-puller"
+
+
+def test_consumers_vault_agent_renders_the_token(consumer_docs):
+    [config] = section_blocks(CONSUMERS, "A Vault Agent template", "hcl")
+    [commands] = section_blocks(CONSUMERS, "A Vault Agent template", "bash")
+    (consumer_docs.dir / "etc" / "vault-token").write_text(consumer_docs.openbao.root_token)
+    (consumer_docs.dir / "agent.hcl").write_text(consumer_docs.text(config))
+    [once] = [line for line in commands.splitlines() if "-exit-after-auth" in line]
+    consumer_docs.shell(once)
+    rendered = consumer_docs.dir / "etc" / "token"
+    assert rendered.stat().st_mode & 0o777 == 0o600 and consumer_docs.user_of(rendered.read_text()) == "ci-deployer"
+
+
+def test_consumers_an_env_file_is_sourced_by_a_shell(consumer_docs):
+    [block] = section_blocks(CONSUMERS, "An env file", "bash")
+    consumer_docs.shell(block)
+    assert (consumer_docs.dir / "jfrog.env").stat().st_mode & 0o777 == 0o600
+    header, url = consumer_docs.shim("curl.args").splitlines()[-2:]
+    assert url == f"{consumer_docs.emulator.url}/access/api/v1/tokens/me"  # $JFROG_URL, from the file
+    assert consumer_docs.user_of(header.removeprefix("Authorization: Bearer ")) == "ci-deployer"

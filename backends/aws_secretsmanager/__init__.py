@@ -26,7 +26,17 @@ from typing import Any
 from botocore.exceptions import ProfileNotFound
 
 from backends.aws_secretsmanager.staging import CURRENT, NO_CURRENT, PENDING, PREVIOUS, StagingLabels, label_holder
-from backends.aws_secretsmanager.tags import MANAGED_BY_TAG, TAG_KEY_PREFIX, from_tags, tag_key, tag_value, to_tags
+from backends.aws_secretsmanager.tags import (
+    MANAGED_BY_TAG,
+    MAX_TAGS,
+    TAG_KEY_PREFIX,
+    TagLimitExceeded,
+    from_tags,
+    tag_key,
+    tag_plan,
+    tag_value,
+    to_tags,
+)
 from backends.aws_secretsmanager.transport import (
     EXISTS,
     NOT_FOUND,
@@ -37,7 +47,7 @@ from backends.aws_secretsmanager.transport import (
     make_client,
     pages,
 )
-from backends.base import CASConflict, StagingState, StoredValue, Version
+from backends.base import BackendError, CASConflict, StagingState, StoredValue, Version
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
 
@@ -160,7 +170,8 @@ class SecretsManagerBackend:
         """``CreateSecret`` with value, tags and KMS key in one call (idempotent per token)
         (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html)."""
         params: dict[str, Any] = {"Name": path, "SecretString": text, "ClientRequestToken": rotation_id,
-                                  "Tags": to_tags({**metadata, "managed_by": MANAGED_BY, "rotator_version": rotation_id})}
+                                  "Tags": tag_plan([], {**metadata, "managed_by": MANAGED_BY,
+                                                        "rotator_version": rotation_id})}
         if self.kms_key_id:
             params["KmsKeyId"] = self.kms_key_id
         try:
@@ -193,11 +204,32 @@ class SecretsManagerBackend:
         return meta
 
     def patch_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
-        """One ``TagResource`` with the sanitised updates. A ``None`` value empties the tag (read back
-        as absent) instead of an extra ``UntagResource`` call on every rotation
+        """``DescribeSecret`` then one ``TagResource`` with what changes (:func:`.tags.tag_plan`): a
+        ``None`` value empties a tag the secret has (read back as absent) instead of an
+        ``UntagResource`` call, and is skipped where it has none; :class:`BackendError` when the
+        secret would carry more than 50 tags, nothing written then
         (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_TagResource.html)."""
-        if updates:
-            self._api("TagResource", path, SecretId=path, Tags=to_tags(updates))
+        if not updates:
+            return
+        tags = self._tag_plan(path, updates)
+        if tags:
+            self._api("TagResource", path, SecretId=path, Tags=tags)
+
+    def check_metadata(self, path: str, updates: Mapping[str, str | None]) -> None:
+        """backends.base.BoundedMetadata: would ``updates`` fit beside the secret's tags? A secret that
+        does not exist yet has no tags of anyone else."""
+        try:
+            self._tag_plan(path, updates)
+        except AwsError as exc:
+            if exc.code != NOT_FOUND:
+                raise
+
+    def _tag_plan(self, path: str, updates: Mapping[str, str | None]) -> list[dict[str, str]]:
+        existing = self._labels.describe(path).get("Tags") or []
+        try:
+            return tag_plan(existing, updates)
+        except TagLimitExceeded as exc:
+            raise BackendError(f"TagResource: {exc}", backend=self.name, path=path) from None
 
     def list_managed(self) -> list[str]:
         """Names of secrets tagged ``managed-by=jfrog-token-rotator`` (``ListSecrets``, paginated)."""
@@ -261,6 +293,7 @@ __all__ = [
     "AwsError",
     "CURRENT",
     "MANAGED_BY_TAG",
+    "MAX_TAGS",
     "NO_CURRENT",
     "PENDING",
     "PREVIOUS",

@@ -1,11 +1,12 @@
-"""Secrets that are not our record, in the Lambda: adopted, rotated in the shape they had.
+"""Secrets that are not our record, in the Lambda: adopted, rotated in the shape they had, or
+written in the format ``JFROG_FORMAT`` asks for.
 
 A secret holding ``{"username", "password"}`` (JFrog's own rotator Lambda), a bare token, or any
 shape :func:`rotator.core.shapes.find_token` knows is adopted when its token works, and each
-rotation writes the new token back in that shape; the record's bookkeeping lives in the secret's
-tags. Between ``createSecret`` and ``finishSecret`` the pending version's bookkeeping waits in one
-tag (``pending``: version, token id, generation, the token it demotes), since a version of a
-secret cannot carry tags of its own. See docs/aws-lambda.md ("Adopting a secret").
+rotation writes the new token back in that shape (or in ``JFROG_FORMAT``); the record's
+bookkeeping lives in the secret's tags. Between ``createSecret`` and ``finishSecret`` the pending
+version's bookkeeping waits in one tag (``pending``: version, token id, generation, the token it
+demotes), since a version of a secret cannot carry tags of its own. See docs/aws-lambda.md ("Adopting a secret").
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
 from rotator.core.record import RecordError, SecretRecord
 from rotator.core.shapes import Found, ShapeError, find_token
 from rotator.core.target import target_name_for
-from rotator.engine.documents import adopted_record, record_from_metadata
+from rotator.engine.documents import adopted_record, record_from_metadata, token_in_template_output
 from rotator.engine.records import RetirePolicy, next_record
 from rotator.engine.steps import RotationSteps
 from rotator.jfrog.client import TokenResponse
@@ -90,6 +91,8 @@ def pending_document(ctx: StepContext, text: str, not_a_record: RecordError) -> 
 def _find(ctx: StepContext, text: str, stage: str, not_a_record: RecordError) -> Found:
     try:
         found = find_token(text)
+        if found is None and ctx.settings.format == "template" and ctx.settings.template:
+            found = token_in_template_output(text, ctx.settings.template)
     except ShapeError as exc:
         raise RotationSetupError(f"the {stage} value of {ctx.arn} is not a usable record ({not_a_record}) and "
                                  f"{exc}; it was left untouched") from None

@@ -26,6 +26,14 @@ stored record) that is wrong, and never contains a secret. Variables, all option
 ``ORPHAN_GRACE``            age before an unknown tagged token is swept (default ``10m``)
 ``TEST_SECRET_TIMEOUT``     how long ``testSecret`` retries ``GET /tokens/me`` (default ``10s``, at most ``60s``)
 ``SECRETS_MANAGER_ENDPOINT`` Secrets Manager endpoint URL (default: the regional endpoint)
+``JFROG_FORMAT``            what the secret holds for its consumers: ``record`` (our JSON record),
+                            ``token``, ``dockerconfigjson``, ``username-password``, ``env`` or
+                            ``template`` (:data:`rotator.core.shapes.FORMATS`); unset: our record,
+                            or the shape an adopted secret already had
+``JFROG_REGISTRY_HOSTS``    ``dockerconfigjson`` only: the registry hosts, ``h1,h2`` (default: the
+                            host of ``JFROG_URL``)
+``JFROG_TEMPLATE``          ``template`` only (and needed then): the text, with ``{access_token}``,
+                            ``{username}``, ``{url}``, ``{token_id}``, ``{expires_at}``
 ==========================  ===================================================================
 
 The stored record may override the token options per secret with a ``rotator.token`` object
@@ -42,6 +50,7 @@ from typing import Any
 
 from rotator.core.options import ConfigError, Options, parse_duration
 from rotator.core.record import SecretRecord
+from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
 
 REVOKE_POLICIES = ("after-next", "immediately", "never")
@@ -75,6 +84,11 @@ class LambdaSettings:
     test_timeout: float = 10.0
     secrets_manager_endpoint: str | None = None
     auth: str = "self"  # one of AUTH_MODES
+    #: What consumers read (:data:`rotator.core.shapes.FORMATS`); ``None``: our record, or the
+    #: shape an adopted secret had.
+    format: str | None = None
+    registry_hosts: tuple[str, ...] = ()
+    template: str | None = None
 
     @property
     def minting(self) -> str:
@@ -113,7 +127,33 @@ class LambdaSettings:
             orphan_grace=env.duration("ORPHAN_GRACE", 600),
             test_timeout=float(test_timeout),
             secrets_manager_endpoint=env.url("SECRETS_MANAGER_ENDPOINT"),
+            **_consumer_format(env),
         )
+
+
+def _consumer_format(env: _Env) -> dict[str, Any]:
+    """``JFROG_FORMAT``, ``JFROG_REGISTRY_HOSTS`` and ``JFROG_TEMPLATE``, checked together as a
+    daemon target's ``format``, ``registry_hosts`` and ``template`` are (docs/aws-lambda.md)."""
+    fmt = env.str("JFROG_FORMAT")
+    if fmt is not None and fmt not in FORMATS:
+        raise RotationSetupError(f"JFROG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    hosts_text = env.str("JFROG_REGISTRY_HOSTS")
+    hosts = tuple(h.strip() for h in (hosts_text or "").split(",") if h.strip())
+    if hosts_text is not None and fmt != "dockerconfigjson":
+        raise RotationSetupError("JFROG_REGISTRY_HOSTS only applies to JFROG_FORMAT=dockerconfigjson")
+    if hosts_text is not None and (not hosts or not all(re.fullmatch(r"[^/\s]+", h) for h in hosts)):
+        raise RotationSetupError("JFROG_REGISTRY_HOSTS must be registry host names separated by commas "
+                                 f"(acme.jfrog.io,docker.acme.io), not {hosts_text!r}")
+    template = env.raw("JFROG_TEMPLATE")
+    if (template is None) != (fmt != "template"):
+        raise RotationSetupError("JFROG_FORMAT=template needs JFROG_TEMPLATE, and JFROG_TEMPLATE needs "
+                                 "JFROG_FORMAT=template")
+    if template is not None:
+        try:
+            check_template(template)
+        except ShapeError as exc:
+            raise RotationSetupError(f"JFROG_TEMPLATE: {str(exc).removeprefix('template: ')}") from None
+    return {"format": fmt, "registry_hosts": hosts, "template": template}
 
 
 def _auth(env: _Env, admin_secret_arn: str | None) -> str:
@@ -200,6 +240,11 @@ class _Env:
     def str(self, name: str) -> str | None:
         value = self.environ.get(name, "").strip()
         return value or None
+
+    def raw(self, name: str) -> str | None:
+        """The value as it is (a template keeps its spaces and newlines); unset or empty: ``None``."""
+        value = self.environ.get(name, "")
+        return value if value.strip() else None
 
     def url(self, name: str, *, required: bool = False) -> str | None:
         value = self.str(name)

@@ -38,7 +38,7 @@ from rotator.core.shapes import Found
 from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
-from rotator.engine.documents import render_value
+from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.stored_token import NoStoredToken, StoredToken
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.errors import MintingCredentialError
@@ -64,6 +64,9 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
                                  "JFROG_ADMIN_SECRET_ARN is not set: store a first token, or set "
                                  "JFROG_ADMIN_SECRET_ARN (or JFROG_AUTH=aws-iam) to bootstrap")
     target = ctx.target(current, minting=True)
+    found = ctx.current_found()
+    ctx.run(lambda: ctx.engine.check_room(target, current, found, ctx.retire_policy, reason=LAST_REASON,
+                                          extra={PENDING_TAG: "planned"}))
     now = ctx.container.clock()  # before minting: entries made due now are due by the new token's issue time
     minted = ctx.run(lambda: ctx.engine.mint(target, current, ctx.event.token))
     report.token_id = minted.token.token_id
@@ -72,10 +75,9 @@ def create_secret(ctx: StepContext, report: StepReport) -> None:
     except RotationError as exc:
         ctx.engine.discard(target, minted.token, "it is not a JWT")
         raise RotationFailed(f"createSecret: {exc.detail}") from None
-    found = ctx.current_found()
     text = render_value(target, record, found, ctx.settings.jfrog_url)
     try:
-        if found is not None:  # a document: its bookkeeping waits in a tag until finishSecret
+        if not keeps_record(target, found):  # a document: its bookkeeping waits in a tag until finishSecret
             ctx.backend.patch_metadata(ctx.event.secret_id, {PENDING_TAG: pending_tag(ctx.event.token, record,
                                                                                      current)})
         ctx.backend.write_pending(ctx.event.secret_id, text, ctx.event.token, rotation_token=ctx.event.rotation_token)
@@ -244,7 +246,8 @@ class StepContext:
         spec = token_spec(self.settings, record) if minting else TokenSpec()
         return Target(name=name, backend="aws", path=self.event.secret_id, token=spec,
                       strategy="self" if self.settings.minting == "self" else "recreate",
-                      orphan_grace=self.settings.orphan_grace)
+                      orphan_grace=self.settings.orphan_grace, format=self.settings.format,
+                      registry_hosts=self.settings.registry_hosts, template=self.settings.template)
 
     def run(self, step: Callable[[], Any]) -> Any:
         """Run an engine step; its failure becomes this Secrets Manager step's failure."""

@@ -1,8 +1,8 @@
-"""``jfrog-rotator emulator`` (serve the bundled JFrog Access API emulator) and ``demo`` (the
-product on embedded defaults against it). See docs/emulator.md.
+"""``jfrog-rotator emulator`` (serve the bundled JFrog Access API emulator, docs/emulator.md) and
+``demo`` (the daemon at work against it and an OpenBao dev server, docs/demo.md).
 
-The emulator is imported when a command runs: it loads ``cryptography``, which other commands do
-not need at start-up (bench/RESULTS.md).
+The emulator and the demo are imported when a command runs: they load ``cryptography``, which
+other commands do not need at start-up (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import argparse
 import os
 from typing import Any
 
-from rotator.cli.errors import EXIT_OK
+from rotator.cli.errors import EXIT_OK, UsageError
+
+MIN_DURATION = 6.0  # seconds: one rotation, its overlap and the revocation after it
 
 
 def register_emulator_commands(commands: Any) -> None:
@@ -30,9 +32,23 @@ def register_emulator_commands(commands: Any) -> None:
                      help="environment variable holding the admin token")
     emu.set_defaults(handler=_cmd_emulator)
 
-    demo = commands.add_parser("demo", help="run the product on embedded defaults against the emulator",
-                               description="Start the bundled JFrog emulator on a free loopback port and "
-                               "show the commands working. Nothing leaves the machine.")
+    demo = commands.add_parser(
+        "demo", help="watch the daemon rotate tokens for ~20 s, against the emulator and OpenBao",
+        description="Start the bundled JFrog emulator and an OpenBao dev server (when bao is installed, else the "
+        "file store), write a demo config with second-scale schedules into a folder, and run `jfrog-rotator daemon` "
+        "on it: each rotation, a consumer reading the secret twice a second, a renewal asked through Vault with a "
+        "token that cannot read the secret, and an adopted hand-made secret, one line per event; then the status "
+        "table, the metrics that moved and where the files are. Only loopback addresses; no token is printed. "
+        "Everything it started is stopped by its PID, also on Ctrl-C. See docs/demo.md.",
+        epilog="Exit codes: 0 every step was seen and no consumer read was dead; 1 otherwise (the last line says "
+        "what was missing); 2 bad usage; 130 interrupted (Ctrl-C).")
+    demo.add_argument("--duration", type=float, default=20.0, metavar="SECONDS",
+                      help=f"how long the daemon runs (default 20, at least {MIN_DURATION:g})")
+    demo.add_argument("--store", choices=("auto", "vault", "file"), default="auto",
+                      help="auto (default): OpenBao when bao is installed, else the file store")
+    demo.add_argument("--dir", metavar="DIR", help="folder for the config, logs and files (default: a new "
+                      "temporary folder, kept at the end)")
+    demo.add_argument("--json", action="store_true", help="one JSON object per event instead of text lines")
     demo.set_defaults(handler=_cmd_demo)
 
 
@@ -45,6 +61,16 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rotator.cli.demo import run_demo
+    from rotator.cli.demo import DemoOptions, run_demo
 
-    return run_demo()
+    if not args.duration >= MIN_DURATION:
+        raise UsageError(f"--duration must be at least {MIN_DURATION:g} seconds (one rotation, its overlap and "
+                         f"the revocation after it), not {args.duration:g}")
+    if args.store == "vault":
+        from rotator.cli.demo.openbao import bao_binary
+
+        try:
+            bao_binary()
+        except RuntimeError as exc:
+            raise UsageError(f"--store vault: {exc}") from None
+    return run_demo(DemoOptions(duration=args.duration, as_json=args.json, store=args.store, directory=args.dir))

@@ -28,7 +28,7 @@ from rotator.config.credentials import (
     stored_token_settings,
 )
 from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
-from rotator.core.shapes import FORMATS
+from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
     DEFAULT_OVERLAP,
@@ -292,6 +292,11 @@ def _consumer_format(opts: Options, strategy: str) -> dict[str, Any]:
     if (template is None) != (fmt != "template"):
         raise opts.error("template" if fmt == "template" else "format",
                          "format: template needs a template, and a template needs format: template")
+    if template is not None:
+        try:
+            check_template(template)
+        except ShapeError as exc:
+            raise opts.error("template", str(exc).removeprefix("template: ")) from None
     if strategy == "refresh" and fmt not in (None, "record"):
         raise opts.error("format", f"strategy refresh needs format: record (the refresh token is kept in the "
                                    f"record, and a {fmt} document has no place for it)")

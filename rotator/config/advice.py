@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rotator.config import Config
+from rotator.core.record import RETIRED_CAPACITY
 from rotator.core.target import Target
 
 
@@ -71,6 +72,12 @@ def target_advice(target: Target, store_type: str | None, persistency_threshold:
     elif consumer is not None and not unstored and target.overlap < consumer.seconds:
         yield _outlived_by_consumers(
             f"overlap {target.overlap}s is shorter than the usual refresh interval of its consumers", consumer)
+    every = target.schedule.every if target.schedule.kind == "every" else None
+    if target.format not in (None, "record") and not unstored and every and target.overlap // every >= RETIRED_CAPACITY:
+        yield (f"format {target.format} keeps the retired tokens in the store's metadata, which lists "
+               f"{RETIRED_CAPACITY}; rotating every {every}s with overlap {target.overlap}s keeps "
+               f"{target.overlap // every} waiting, so rotations are refused until a sweep revokes the earliest: "
+               "rotate less often, shorten overlap, or use format: record")
 
 
 def _outlived_by_consumers(what: str, consumer: ConsumerRefresh) -> str:

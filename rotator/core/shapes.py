@@ -267,7 +267,7 @@ def render(format: str, values: ConsumerValues, *, hosts: Sequence[str] = (), te
         pairs = (("JFROG_URL", values.url), ("JFROG_ACCESS_TOKEN", values.access_token), ("JFROG_USER", values.username))
         return "".join(f"{key}={shlex.quote(value)}\n" for key, value in pairs)
     if format == "template":
-        return _render_template(template, values)
+        return _render_template(template, _template_values(values))
     raise ShapeError(f"unknown format {format!r} (known: {', '.join(FORMATS)})")
 
 
@@ -297,7 +297,14 @@ def _dump(document: object) -> str:
     return json.dumps(document, indent=2)
 
 
-def _render_template(template: str | None, values: ConsumerValues) -> str:
+def check_template(template: str | None) -> None:
+    """Refuse a ``template`` that cannot be filled in (an unknown key, broken braces) with the
+    :class:`ShapeError` :func:`render` would raise, so a config or a setting is refused when it is
+    read, before anything is minted."""
+    _render_template(template, {key: "x" for key in TEMPLATE_KEYS})
+
+
+def _render_template(template: str | None, values: dict[str, str]) -> str:
     if template is None:
         raise ShapeError("format 'template' needs a template")
     known = ", ".join(TEMPLATE_KEYS)
@@ -309,7 +316,7 @@ def _render_template(template: str | None, values: ConsumerValues) -> str:
         if name not in TEMPLATE_KEYS:
             raise ShapeError(f"template: unknown key {scrub(name)!r} (known: {known})")
     try:
-        return template.format_map(_template_values(values))
+        return template.format_map(values)
     except KeyError as exc:  # a key inside a format spec, e.g. "{url:{width}}"
         raise ShapeError(f"template: unknown key {scrub(exc.args[0])!r} (known: {known})") from None
     except (ValueError, IndexError, TypeError) as exc:

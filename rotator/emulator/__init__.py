@@ -300,6 +300,11 @@ class Emulator:
     def is_token_active(self, token_id: str) -> bool:
         return self.model.is_token_active(token_id)
 
+    def issued_values(self) -> list[str]:
+        """Every access, reference and refresh token value issued so far, the admin token's too,
+        revoked and expired ones included: what a test checks no output ever shows."""
+        return self.model.issued_values()
+
     def authenticates(self, token_value: str) -> bool:
         """Would this bearer value (JWT, reference token or credential) be accepted now?"""
         return self.model.authenticates(token_value)

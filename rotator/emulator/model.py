@@ -386,6 +386,10 @@ class AccessModel:
         with self._lock:
             return self._tokens.live(token_id, self.now()) is not None
 
+    def issued_values(self) -> list[str]:
+        with self._lock:
+            return self._tokens.values()
+
     def live_token_count(self, *, description_prefix: str | None = None, username: str | None = None) -> int:
         now = self.now()
         with self._lock:

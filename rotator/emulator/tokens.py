@@ -171,6 +171,10 @@ class TokenTable:
         record = self.live(token_id, now)
         return record if record is not None and record.persistent else None
 
+    def values(self) -> list[str]:
+        """Every secret value ever issued: access, reference and refresh tokens (revoked ones too)."""
+        return list(self._by_value) + [r.refresh_token for r in self._by_id.values() if r.refresh_token]
+
     def all_stored(self, now: float) -> list[TokenRecord]:
         """The live tokens Access's database holds (what ``GET /tokens`` can list), oldest first."""
         return [r for r in self.all_live(now) if r.persistent]

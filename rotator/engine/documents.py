@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from rotator.core.record import RETIRED_KEYS, RecordError, RetiredToken, SecretRecord, parse_time, utc_iso
+from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, utc_iso
 from rotator.core.shapes import ConsumerValues, Found, registry_hosts, render, render_like
 from rotator.core.target import Target
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
@@ -76,7 +76,7 @@ def record_from_metadata(found: Found, metadata: Mapping[str, str], *, target: s
         issued = parse_time(metadata["issued_at"], "issued_at") if metadata.get("issued_at") else _epoch()
         expires_text = metadata.get("expires_at")
         expires = parse_time(expires_text, "expires_at") if expires_text and expires_text != "never" else None
-        retired = tuple(_retired(",".join(metadata.get(key) or "" for key in RETIRED_KEYS)))
+        retired = tuple(retired_from_metadata(metadata))
         generation = int(metadata["generation"])
     except (RecordError, ValueError):
         return None
@@ -113,16 +113,6 @@ def _claims(token: str) -> dict[str, Any] | None:
         return decode_claims(token).raw
     except InvalidTokenFormat:
         return None  # a reference token: opaque
-
-
-def _retired(text: str) -> list[RetiredToken]:
-    """``rotator.metadata()``'s ``retired`` list (``id@revoke_after,...``) back as entries."""
-    out = []
-    for item in (part.strip() for part in text.replace(" ", ",").split(",")):
-        if "@" in item:
-            token_id, _, when = item.partition("@")
-            out.append(RetiredToken(token_id, parse_time(when, "retired")))
-    return out
 
 
 def _epoch() -> datetime:

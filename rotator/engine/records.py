@@ -158,7 +158,7 @@ def rotation_metadata(record: SecretRecord, *, reason: str, now: datetime) -> di
     """The store metadata of a rotation (Vault custom_metadata, AWS tags, the file's section):
     the record's facts plus when and why it was written; clears the last error and the request
     flag. Every door writes exactly this."""
-    return {**record.metadata(), "last_rotation": utc_iso(now), "last_reason": reason[:500],
+    return {**record.metadata(now=now), "last_rotation": utc_iso(now), "last_reason": reason[:500],
             "last_error": None, "last_error_at": None, "rotate_requested": "false",
             "requested_by": None, "requested_reason": None, "requested_at": None}
 

@@ -81,6 +81,8 @@ class Engine(RotationSteps):
             result.strategy = self.planned_strategy(target, current.record)
             return
 
+        policy = Overlap(target.overlap, self.persistency_threshold)
+        self.check_room(target, current.record, current.found, policy, reason=result.reason)
         self._hook(RotationStep.MINT, "before", rid)
         minted = self.mint(target, current.record, rid)
         result.strategy, result.token_id = minted.strategy, minted.token.token_id
@@ -90,7 +92,7 @@ class Engine(RotationSteps):
             self._hook(RotationStep.VERIFY, "before", rid)
             self.verify(target, minted.token)
             self._hook(RotationStep.VERIFY, "after", rid)
-            record = self.build_record(target, current.record, minted, Overlap(target.overlap, self.persistency_threshold))
+            record = self.build_record(target, current.record, minted, policy)
         except BaseException:
             self.discard(target, minted.token, "it failed verification")
             raise

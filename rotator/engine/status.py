@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from backends.base import BackendError, SecretBackend
-from rotator.core.record import RecordError, SecretRecord, parse_time, utc_iso
+from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, utc_iso
 from rotator.core.schedule import next_due
 from rotator.core.target import Target
 from rotator.engine.current import repair_metadata
@@ -106,7 +106,14 @@ def _fill_from_metadata(status: TargetStatus, meta: Mapping[str, str]) -> None:
     status.expires_at = parse_time(expires, "expires_at") if expires and expires != "never" else None
     status.generation = int(meta["generation"]) if str(meta.get("generation", "")).isdigit() else None
     count = meta.get("retired_count", "")
-    status.retired_waiting = int(count) if count.isdigit() else len([r for r in (meta.get("retired") or "").split(",") if r])
+    status.retired_waiting = int(count) if count.isdigit() else _listed(meta)
+
+
+def _listed(meta: Mapping[str, str]) -> int:
+    try:
+        return len(retired_from_metadata(meta))
+    except RecordError:
+        return 0
 
 
 def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -> None:

@@ -18,13 +18,15 @@ from typing import Any
 
 from backends.base import (
     BackendError,
+    BoundedMetadata,
     CASConflict,
     MetadataNotWritten,
     SecretBackend,
     StagingBackend,
     WriteOutcomeUnknown,
 )
-from rotator.core.record import SecretRecord, utc_iso
+from rotator.core.record import RetiredOverflow, SecretRecord, retired_room, utc_iso
+from rotator.core.shapes import Found
 from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
 from rotator.core.target import Target
 from rotator.core.token_spec import SpecError
@@ -86,6 +88,43 @@ class RotationSteps:
     def repair_metadata(self, target: Target, backend: SecretBackend, record: SecretRecord,
                         metadata: Mapping[str, str], version: Any) -> str | None:
         return repair_metadata(target, backend, record, metadata, version)
+
+    def check_room(self, target: Target, current: SecretRecord | None, found: Found | None, policy: RetirePolicy,
+                   *, reason: str, extra: Mapping[str, str | None] | None = None) -> None:
+        """Before MINT: will the bookkeeping of a document (any value that is not our record) fit the
+        store's metadata? Its retired list must fit :data:`~rotator.core.record.RETIRED_KEYS` (a
+        live token left out would look like an orphan to the sweep and be revoked before its
+        overlap ends), and a store with limits (:class:`~backends.base.BoundedMetadata`, AWS's 50
+        tags) must have room for the metadata. Otherwise :class:`RotationError`: nothing is minted
+        or written, and the rotation can succeed once a sweep has revoked what is due."""
+        if keeps_record(target, found):
+            return
+        backend = self.backend(target)
+        now = self.clock()
+        retired = policy.retired(current, self.planned_strategy(target, current), "", now)
+        where = f"{backend.name}:{target.path}"
+        what = f"format {target.format}" if target.format else f"the shape found ({found.describe()})" if found else ""
+        try:
+            retired_room(retired, now=now)
+        except RetiredOverflow as exc:
+            due = min(r.revoke_after for r in retired)
+            raise RotationError(target.name, RotationStep.MINT,
+                                f"{where} keeps the bookkeeping of {what} in its metadata, and {exc}; nothing was "
+                                f"minted. The earliest is due for revocation at {utc_iso(due)} (a sweep then makes "
+                                "room): rotate less often, shorten overlap, or use format: record") from None
+        if not isinstance(backend, BoundedMetadata):
+            return
+        planned = SecretRecord(access_token="", token_id="planned", username=current.username if current else "",
+                               scope="", url="", issued_at=now, expires_at=current.expires_at if current else None,
+                               target=target.name, generation=(current.generation if current else 0) + 1,
+                               retired=tuple(retired))
+        metadata = {**rotation_metadata(planned, reason=reason, now=now), **self._version_key(backend, "planned"),
+                    **(extra or {})}
+        try:
+            backend.check_metadata(target.path, metadata)
+        except BackendError as exc:
+            raise RotationError(target.name, RotationStep.MINT,
+                                f"{exc}; the bookkeeping of {what} lives in those tags, so nothing was minted") from None
 
     # -- MINT -------------------------------------------------------------------------------
     def planned_strategy(self, target: Target, current: SecretRecord | None) -> str:
@@ -299,13 +338,13 @@ class RotationSteps:
         remaining = record.without_retired(done)
         if not keeps_record(target, current.found):
             try:
-                backend.patch_metadata(target.path, remaining.metadata())
+                backend.patch_metadata(target.path, remaining.metadata(now=self.clock()))
             except BackendError as exc:
                 log.warning("%s: revoked retired token(s) but could not update the metadata: %s", target.name, exc)
             return
         try:
             backend.write(target.path, remaining.dumps(), expected_version=version,
-                          metadata=remaining.metadata(), rotation_id=f"retire-{version}")
+                          metadata=remaining.metadata(now=self.clock()), rotation_id=f"retire-{version}")
         except BackendError as exc:  # the entries stay listed; a later sweep removes them
             log.warning("%s: revoked retired token(s) but could not update the record: %s", target.name, exc)
 

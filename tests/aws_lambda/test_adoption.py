@@ -10,6 +10,7 @@ import pytest
 from backends.aws_secretsmanager import SecretsManagerBackend
 from rotator.aws_lambda import RotationSetupError
 from rotator.core.shapes import find_token
+from tests.fixtures.stores import retired_ids
 
 SCOPE = "applied-permissions/groups:deployers"
 
@@ -39,7 +40,7 @@ def test_the_lambda_adopts_a_secret_and_keeps_its_shape(harness, tags, shape):
     if shape == "username-password":
         assert json.loads(value)["team"] == "ci" and json.loads(value)["username"] == "ci"
     meta = tags(arn)
-    assert meta["generation"] == "1" and old["token_id"] in meta["retired"] and not meta.get("pending")
+    assert meta["generation"] == "1" and old["token_id"] in retired_ids(meta) and not meta.get("pending")
     assert harness.emulator.is_token_active(old["token_id"])  # after-next: the adopted token keeps working
     harness.rotate(arn)  # the next rotation rebuilds from the tags and revokes what is due
     again = find_token(harness.sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])

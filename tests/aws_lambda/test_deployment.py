@@ -81,3 +81,28 @@ def test_make_lambda_zip_packages_only_what_the_handler_needs(tmp_path):
     assert not any(n.startswith(("rotator/emulator/", "rotator/daemon/", "rotator/cli/", "rotator/config/", "backends/vault/"))
                    for n in names)
     assert not any("__pycache__" in n for n in names)
+
+
+def test_the_template_passes_the_consumer_format_to_the_settings():
+    """SecretFormat, RegistryHosts and SecretTemplate reach JFROG_FORMAT, JFROG_REGISTRY_HOSTS and
+    JFROG_TEMPLATE; with every parameter at its default the function's environment loads."""
+    from cfnlint.decode.cfn_yaml import load
+
+    from rotator.aws_lambda.settings import LambdaSettings
+    from rotator.core.shapes import FORMATS
+
+    template = load(str(TEMPLATE))
+    parameters = template["Parameters"]
+    assert parameters["SecretFormat"]["AllowedValues"] == ["", *FORMATS]
+    function = next(r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function")
+    variables = function["Environment"]["Variables"]
+    assert {name: variables[name] for name in ("JFROG_FORMAT", "JFROG_REGISTRY_HOSTS", "JFROG_TEMPLATE")} == {
+        "JFROG_FORMAT": {"Ref": "SecretFormat"}, "JFROG_REGISTRY_HOSTS": {"Ref": "RegistryHosts"},
+        "JFROG_TEMPLATE": {"Ref": "SecretTemplate"}}
+    defaults = {"JFrogUrl": "https://acme.jfrog.io"}
+    env = {name: defaults.get(value["Ref"], parameters[value["Ref"]].get("Default", ""))
+           for name, value in variables.items() if isinstance(value, dict) and "Ref" in value}
+    settings = LambdaSettings.from_env(env)
+    assert (settings.format, settings.registry_hosts, settings.template) == (None, (), None)
+    docker = LambdaSettings.from_env({**env, "JFROG_FORMAT": "dockerconfigjson", "JFROG_REGISTRY_HOSTS": "a.io,b.io"})
+    assert docker.registry_hosts == ("a.io", "b.io")

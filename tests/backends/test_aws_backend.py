@@ -472,3 +472,31 @@ def test_none_metadata_values_never_become_the_text_none(aws_backend):
     tags = {t["Key"]: t["Value"] for t in aws_backend.client.describe_secret(SecretId="none-values")["Tags"]}
     assert "None" not in tags.values()
     assert aws_backend.read_metadata("none-values").get("retired") is None
+
+
+# -- tags: only what is set takes room, and 50 per secret, everyone's tags counted ---------------
+def test_a_removed_key_takes_no_tag_where_the_secret_has_none(aws_backend):
+    aws_backend.write("jfrog/ci", SECRET_TEXT, expected_version=None, rotation_id=rid(),
+                      metadata={**META, "last_error": None, "requested_by": None})
+    assert "jfrog-rotator:last_error" not in tags(aws_backend, "jfrog/ci")
+    aws_backend.patch_metadata("jfrog/ci", {"last_error": "boom"})
+    aws_backend.patch_metadata("jfrog/ci", {"last_error": None, "requested_by": None})
+    assert tags(aws_backend, "jfrog/ci")["jfrog-rotator:last_error"] == ""  # emptied: read back as absent
+    assert "jfrog-rotator:requested_by" not in tags(aws_backend, "jfrog/ci")
+    assert "last_error" not in aws_backend.read_metadata("jfrog/ci")
+
+
+def test_tags_of_others_count_against_the_fifty_and_nothing_is_written_past_them(aws_backend):
+    theirs = [{"Key": f"team:{i}", "Value": "x"} for i in range(45)]
+    aws_backend.client.create_secret(Name="jfrog/busy", SecretString=SECRET_TEXT, Tags=theirs)
+    before = tags(aws_backend, "jfrog/busy")
+    with pytest.raises(BackendError) as raised:
+        aws_backend.patch_metadata("jfrog/busy", {**META, "managed_by": MANAGED_BY})
+    assert ("aws-test:jfrog/busy: TagResource: the secret would carry 51 tags, more than the 50 AWS allows: 45 of "
+            "other tools or people, and 6 the rotator keeps") in str(raised.value)
+    with pytest.raises(BackendError, match="would carry 51 tags"):
+        aws_backend.check_metadata("jfrog/busy", {**META, "managed_by": MANAGED_BY})
+    assert tags(aws_backend, "jfrog/busy") == before
+    aws_backend.patch_metadata("jfrog/busy", {"token_id": "tid-1", "generation": "3", "last_error": None})
+    assert len(tags(aws_backend, "jfrog/busy")) == 47
+    aws_backend.check_metadata("jfrog/not-there", {**META})  # a secret that does not exist has room

@@ -130,3 +130,19 @@ def test_the_persistency_threshold_is_a_jfrog_setting_the_engine_gets(tmp_path, 
 def test_a_bad_persistency_threshold_names_its_key(tmp_path):
     with pytest.raises(ConfigError, match=r"jfrog\.persistency_threshold: must be a duration"):
         load(tmp_path, "persistency_threshold: soon\n")
+
+
+# -- a document's retired list ------------------------------------------------------------------
+def test_a_document_rotated_more_often_than_its_metadata_can_list_is_warned_about():
+    from dataclasses import replace
+
+    from rotator.core.target import Schedule
+
+    frequent = replace(target(overlap=86400), format="token", schedule=Schedule("every", every=3600))
+    [message] = target_advice(frequent, "aws-secretsmanager", THREE_HOURS)
+    assert message == ("format token keeps the retired tokens in the store's metadata, which lists 24; rotating "
+                       "every 3600s with overlap 86400s keeps 24 waiting, so rotations are refused until a sweep "
+                       "revokes the earliest: rotate less often, shorten overlap, or use format: record")
+    assert list(target_advice(replace(frequent, format=None), "aws-secretsmanager", THREE_HOURS)) == []
+    assert list(target_advice(replace(frequent, schedule=Schedule("every", every=3601)), "aws-secretsmanager",
+                              THREE_HOURS)) == []

@@ -16,8 +16,10 @@ import pytest
 from backends.aws_secretsmanager import SecretsManagerBackend
 from backends.file import FileBackend
 from backends.vault import VaultBackend
+from rotator.core.record import SecretRecord
 from rotator.core.shapes import find_token
 from rotator.engine.status import target_status
+from tests.fixtures.stores import retired_ids
 
 SCOPE = "applied-permissions/groups:deployers"
 
@@ -97,7 +99,7 @@ def test_a_secret_holding_a_working_token_is_adopted_and_keeps_its_shape(make_en
         assert stored.startswith("# written by hand\n") and "OTHER=1" in stored
     meta = store.read_metadata(target.path)
     assert meta["token_id"] == result.token_id and meta["generation"] == "1"
-    assert old["token_id"] in meta["retired"]  # the adopted token is retired with the overlap
+    assert old["token_id"] in retired_ids(meta)  # the adopted token is retired with the overlap
     assert users.is_token_active(old["token_id"])
     status = target_status(_Stores({"store": store}), target)
     assert status.token_id == result.token_id and status.generation == 1 and status.retired_waiting == 1
@@ -191,24 +193,73 @@ def test_vault_consumers_read_a_bare_token_with_hvac_as_the_value_field(make_eng
     assert users.authenticates(value) and value.count(".") == 2
 
 
-def test_a_long_retired_list_is_spread_over_several_keys_and_none_is_swept_early(make_engine, make_store, target,
-                                                                                users, clock):
-    """A document's bookkeeping is its metadata: six retired tokens do not fit one AWS tag (256
-    characters), and a token cut from the list would look like an orphan to the sweep."""
+def test_24_retired_tokens_are_listed_and_a_25th_is_refused_before_minting_until_a_sweep_makes_room(
+        make_engine, make_store, target, users, clock):
+    """A document's bookkeeping is its metadata (AWS tags of 256 characters): a live token cut from
+    the retired list would look like an orphan to the sweep, so the rotation that would overflow it
+    is refused before it mints, and the list never loses one (docs/architecture.md)."""
     store = make_store("aws")
-    target = replace(target, format="token", overlap=86400, orphan_grace=0)
+    target = replace(target, format="token", overlap=3 * 3600, orphan_grace=0)  # 3 h, under the 4 h tokens
     engine = make_engine(store)
     minted = []
-    for _ in range(7):
+    for _ in range(25):
         result = engine.rotate(target)
         assert result.outcome == "rotated", result.error
         minted.append(result.token_id)
         clock.advance(60)
     meta = store.read_metadata(target.path)
-    assert meta["retired_count"] == "6" and all(len(meta[k]) <= 256 for k in ("retired", "retired_2"))
-    listed = ",".join(meta.get(k, "") for k in ("retired", "retired_2", "retired_3", "retired_4"))
-    assert all(token_id in listed for token_id in minted[:-1])
-    swept = engine.sweep(target)
-    assert swept.orphans_revoked == [] and swept.retired_revoked == []
+    assert meta["retired_count"] == "24" and retired_ids(meta) == minted[:-1]
+    assert all(len(meta[key]) <= 250 for key in ("retired", "retired_2", "retired_3", "retired_4"))
+    value, mints = store.read(target.path).text, users.mint_count
+
+    refused = engine.rotate(target)
+    assert refused.outcome == "failed" and refused.step == "mint"
+    assert (f"{store.name}:{target.path} keeps the bookkeeping of format token in its metadata, and the metadata "
+            "can list 24 retired tokens (4 keys of 250 characters) and the list would hold 25; nothing was minted"
+            ) in refused.error
+    assert users.mint_count == mints and store.read(target.path).text == value
+    after = store.read_metadata(target.path)
+    assert retired_ids(after) == minted[:-1] and after["token_id"] == minted[-1] and after["last_error"]
+
+    swept = engine.sweep(target)  # nothing is due yet: no token is revoked before its overlap, none as an orphan
+    assert swept.retired_revoked == [] and swept.orphans_revoked == []
     assert all(users.is_token_active(token_id) for token_id in minted)
-    assert target_status(_Stores({"store": store}), target).retired_waiting == 6
+    clock.advance(target.overlap - 25 * 60 + 150)  # the first two (retired 60 s and 120 s in) are due
+    swept = engine.sweep(target)
+    assert swept.retired_revoked == minted[:2] and swept.orphans_revoked == []
+    again = engine.rotate(target)
+    assert again.outcome == "rotated", again.error
+    assert retired_ids(store.read_metadata(target.path)) == minted[2:]
+    assert all(users.is_token_active(token_id) for token_id in minted[2:])
+
+
+def test_a_record_keeps_every_retired_token_whatever_the_metadata_can_list(make_engine, make_store, target, clock):
+    store = make_store("aws")
+    target = replace(target, overlap=3 * 3600, orphan_grace=0)
+    engine = make_engine(store)
+    for _ in range(27):
+        assert engine.rotate(target).outcome == "rotated"
+        clock.advance(60)
+    meta = store.read_metadata(target.path)
+    assert meta["retired_count"] == "26" and len(retired_ids(meta)) == 24
+    assert len(SecretRecord.loads(store.read(target.path).text).retired) == 26
+    assert engine.sweep(target).orphans_revoked == []
+
+
+def test_a_document_on_a_secret_whose_tags_are_nearly_all_taken_is_refused_before_minting(make_engine, make_store,
+                                                                                        target, users):
+    store = make_store("aws")
+    theirs = [{"Key": f"team:{i}", "Value": "x"} for i in range(45)]
+    old = a_token(users)
+    store.client.create_secret(Name=target.path, SecretString=json.dumps({"username": "ci",
+                                                                         "password": old["access_token"]}), Tags=theirs)
+    mints = users.mint_count
+    result = make_engine(store).rotate(target)
+    assert result.outcome == "failed" and result.step == "mint"
+    assert "more than the 50 AWS allows: 45 of other tools or people" in result.error
+    assert "the bookkeeping of the shape found (JSON with 'password' and 'username') lives in those tags, so nothing " \
+           "was minted" in result.error
+    assert users.mint_count == mints and json.loads(store.read(target.path).text)["password"] == old["access_token"]
+    described = {t["Key"] for t in store.client.describe_secret(SecretId=target.path)["Tags"]}
+    assert len(described) <= 50 and "jfrog-rotator:token_id" not in described  # only the failure was recorded
+    assert users.is_token_active(old["token_id"])
