@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption venv clean
+.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption venv clean
 
 venv: $(STAMP)
 
@@ -19,8 +19,34 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # ruff: pycodestyle, pyflakes and import order (pyproject.toml [tool.ruff]).
-lint: $(STAMP)
+lint: $(STAMP) lint-deploy
 	$(BIN)/ruff check rotator backends tests bench deploy
+
+# checkov on the Dockerfile, the Kubernetes manifests (as kustomize renders them) and the
+# CloudFormation templates, from its own virtualenv (its pins conflict with the test extra's).
+# Every check must pass; each waiver is in deploy/checkov.yaml with the reason. Offline after the install.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+$(CHECKOV_STAMP): deploy/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/checkov-requirements.txt
+	touch $(CHECKOV_STAMP)
+
+lint-deploy: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/python deploy/lint_deploy.py --checkov $(CHECKOV_VENV)/bin/checkov
+
+# The container image; needs a reachable Docker daemon (DOCKER=podman works too).
+DOCKER ?= docker
+IMAGE  ?= jfrog-token-rotator:0.1.0
+image:
+	@if $(DOCKER) info > /dev/null 2>&1; then \
+		$(DOCKER) build -f deploy/container/Dockerfile -t $(IMAGE) . ; \
+	else \
+		echo "make image: no container engine reachable here ('$(DOCKER) info' failed), so no image was built." ; \
+		echo "On a machine with Docker: $(DOCKER) build -f deploy/container/Dockerfile -t $(IMAGE) ." ; \
+		exit 1 ; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
@@ -47,7 +73,7 @@ bench-adoption: $(STAMP)
 	$(BIN)/python bench/adoption.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache
 
 # The AWS Lambda deployment package: the handler's own modules + requests (boto3 is in the runtime).
 .PHONY: lambda-zip

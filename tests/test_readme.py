@@ -224,14 +224,95 @@ def test_links_resolve(page):
             assert anchor in {_slug(h) for h in headings}, f"{page.name}: {target}"
 
 
-def test_kubernetes_example_config_loads(tmp_path):
-    import yaml
+# -- docs/quickstart.md --------------------------------------------------------------------------
+#: Each command line of the quick starts, and what runs it (tests/deploy/ unless said), or why
+#: nothing can here. A new line must be added to one of the two, so none goes unchecked by accident.
+QUICKSTART_RUN = {
+    r"export VAULT_ADDR=\S+ VAULT_TOKEN=\.\.\.": "the environment of the next lines",
+    r"deploy/vault/setup-approle\.sh \./approle": "test_vault_scripts.py; test_kubernetes.py and test_systemd.py use it",
+    r"ROLE=jfrog-rotator-requester POLICY_FILE=\S+ deploy/vault/setup-approle\.sh \./requester":
+        "test_quickstart_vault_triggered_renewal below",
+    r"KUBERNETES_HOST=\S+ KUBERNETES_CA_CERT=\S+ deploy/vault/setup-kubernetes-auth\.sh": "test_vault_scripts.py",
+    r"make image IMAGE=\S+": "test_container.py (where no container engine answers)",
+    r"umask 077 && printf '%s' \"\$JFROG_ADMIN_TOKEN\" > jfrog-admin-token": "test_kubernetes.py, test_systemd.py",
+    r"kubectl apply -f deploy/kubernetes/base/namespace\.yaml": "validated (not applied) in test_kubernetes.py",
+    r"kubectl -n jfrog-rotator create secret generic .*": "test_kubernetes.py, with --dry-run=client",
+    r"kubectl apply -k deploy/kubernetes/\S+": "rendered with kubectl kustomize and validated in test_kubernetes.py",
+    r"cat > rotator\.yaml <<'YAML' \.\.\. YAML": "test_every_whole_config_shown_loads; test_systemd.py runs it",
+    r"sudo install .*": "test_systemd.py, under a scratch root",
+    r"sudo systemd-analyze verify \S+": "test_systemd.py (systemd-analyze verify and security)",
+    r"make lambda-zip": "tests/aws_lambda/test_deployment.py",
+    r"sam deploy .*": "its parameters and the template: test_aws.py, cfn-lint",
+    r"aws cloudformation deploy .*": "its parameters and the template: test_aws.py, cfn-lint",
+    r"aws cloudformation describe-stacks .*": "the output it reads: test_aws.py",
+    r"export VAULT_TOKEN=\"\$\(bao write -field=token auth/approle/login .*\)\"": "test_quickstart_vault_triggered_renewal",
+    r"jfrog-rotator trigger -c rotator\.yaml ci-deployer --reason \S+": "test_quickstart_vault_triggered_renewal",
+    r"bao kv get -mount=secret jfrog/ci-deployer": "test_quickstart_vault_triggered_renewal",
+    r"curl -s http://127\.0\.0\.1:9464/readyz": "test_systemd.py waits for it",
+}
+QUICKSTART_NOT_RUN = {
+    r"docker push \S+": "needs a registry",
+    r"kubectl -n jfrog-rotator (rollout status|port-forward) .*": "needs a cluster",
+    r"curl -s http://127\.0\.0\.1:9464/status": "needs the cluster's daemon; /status itself: tests/daemon",
+    r"sudo python3 -m venv /opt/jfrog-rotator/venv": "root; the same install as make venv (test_container.py builds the wheel)",
+    r"sudo /opt/jfrog-rotator/venv/bin/pip install \.": "root; as above",
+    r"sudo systemctl .*": "needs systemd as PID 1",
+    r"journalctl -u jfrog-rotator -f": "needs systemd as PID 1",
+    r"aws secretsmanager (rotate-secret|get-secret-value) .*":
+        "needs an AWS account and the aws CLI; the rotation: tests/aws_lambda",
+    r"curl -s -X POST .*/v1/trigger/ci-deployer": "needs a running daemon; the HTTP trigger: tests/triggers",
+}
 
-    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/daemon.yaml").read_text()))
-    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
-    loaded = load(config_map["data"]["rotator.yaml"], tmp_path)
-    assert loaded.targets[0].schedule.jitter == 600
-    loaded.close()
+
+def test_every_quickstart_command_is_run_or_says_why_not():
+    from tests.deploy.shipped import quickstart_lines
+
+    lines = quickstart_lines()
+    assert len(lines) >= 40
+    for line in lines:
+        matched = [p for p in (*QUICKSTART_RUN, *QUICKSTART_NOT_RUN) if re.fullmatch(p, line)]
+        assert len(matched) == 1, (line, matched)
+
+
+def test_quickstart_vault_triggered_renewal(openbao, tmp_path, capsys, monkeypatch):
+    """The section's commands against OpenBao: the requester's AppRole, its login with the `bao`
+    line as shown, the trigger with that token (the flag is set), and its refused read."""
+    from tests.deploy.shipped import quickstart_command, quickstart_line
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "VAULT_ADDR": openbao.addr,
+           "VAULT_TOKEN": openbao.root_token}
+    # From the checkout, as shown; its ./requester moved to tmp_path, where the login runs.
+    setup = quickstart_line("ROLE=jfrog-rotator-requester").replace(" ./requester", f" {tmp_path}/requester")
+    subprocess.run(["bash", "-c", setup], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    login = quickstart_line("export VAULT_TOKEN=")
+    token = subprocess.run(["bash", "-c", f"{login} && printf %s \"$VAULT_TOKEN\""], cwd=tmp_path, env=env,
+                           check=True, capture_output=True, text=True, timeout=60).stdout
+    assert token and token != openbao.root_token
+    assert openbao.api("GET", "auth/token/lookup-self", token=token)["data"]["policies"] == [
+        "default", "jfrog-rotator-requester"]
+
+    path = f"jfrog/{uuid.uuid4().hex[:8]}/ci-deployer"
+    openbao.api("POST", f"secret/data/{path}", json={"data": {"access_token": "x"}})
+    config = tmp_path / "rotator.yaml"
+    systemd_config = re.search(r"cat > rotator.yaml <<'YAML'\n(.*?)\nYAML\n", (DOCS / "quickstart.md").read_text(), re.S)
+    config.write_text(systemd_config.group(1).replace("https://vault.example.com:8200", openbao.addr)
+                      .replace("path: jfrog/ci-deployer", f"path: {path}"))
+    argv = quickstart_command("jfrog-rotator trigger")
+    argv[argv.index("-c") + 1] = str(config)
+    monkeypatch.setenv("VAULT_TOKEN", token)
+    assert run(argv[1:]) == 0, capsys.readouterr().err
+    metadata = openbao.api("GET", f"secret/metadata/{path}")["data"]["custom_metadata"]
+    assert metadata["rotate_requested"] == "true" and metadata["requested_reason"] == "CHG-1234"
+
+    read = quickstart_command("bao kv get")
+    read[-1] = path
+    denied = subprocess.run(read, env={**env, "VAULT_TOKEN": token, "BAO_TOKEN": token, "BAO_ADDR": openbao.addr},
+                            capture_output=True, text=True, timeout=60)
+    assert denied.returncode != 0 and "permission denied" in denied.stderr
+
+
+def test_the_readme_links_the_quick_starts():
+    assert "(docs/quickstart.md)" in README.read_text()
 
 
 # -- docs/consumers.md: every example runs, against OpenBao, moto's server and the emulator ------

@@ -21,6 +21,15 @@ path "secret/metadata/jfrog-rotator-requests/*" {
   capabilities = ["list", "read", "delete"]
 }
 
+# The leader lease of several replicas (daemon.leader; the path deploy/kubernetes uses): read it,
+# take it and renew it with compare-and-set. Adjust to your daemon.leader.path.
+path "secret/data/jfrog-rotator/leader" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/jfrog-rotator/leader" {
+  capabilities = ["read"]
+}
+
 # Vault Enterprise event notifications (backend option events: true). On OpenBao and Vault
 # Community the subscription answers 404 and the daemon switches the listener off; Vault
 # Enterprise also needs deploy/vault/jfrog-rotator-daemon-events-enterprise.hcl.
