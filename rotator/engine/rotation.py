@@ -16,14 +16,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from rotator.core.target import Target
+from rotator.engine.current import Current
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
 from rotator.engine.steps import RotationSteps
 
 log = logging.getLogger("rotator.engine")
+
+#: Called as ``before_mint(target, current, rotation_id)`` right before MINT, after READ decided a
+#: token is needed: ``None`` to go on, or why this rotation must mint nothing (the outcome is then
+#: ``skipped``, with the reason as a warning). It may raise :class:`RotationError` (a failure). The
+#: daemon's replicas use it to check their lease and claim the target (docs/daemon.md).
+BeforeMint = Callable[[Target, Current, str], "str | None"]
 
 
 class Engine(RotationSteps):
@@ -31,13 +39,14 @@ class Engine(RotationSteps):
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
     token per request, so one kept-alive session serves everything. ``persistency_threshold`` is
     the platform's (``jfrog.persistency_threshold``): a replaced token shorter than it cannot be
-    revoked, so it is not listed in ``retired``."""
+    revoked, so it is not listed in ``retired``. ``before_mint``: see :data:`BeforeMint`."""
 
     def __init__(self, *, step_hook: StepHook | None = None, persistency_threshold: int = PERSISTENCY_THRESHOLD,
-                 **steps: Any) -> None:
+                 before_mint: BeforeMint | None = None, **steps: Any) -> None:
         super().__init__(**steps)
         self.step_hook = step_hook
         self.persistency_threshold = persistency_threshold
+        self.before_mint = before_mint
 
     def rotate(self, target: Target, *, reason: str = "manual", dry_run: bool = False,
                rotation_id: str | None = None, only_if_version: Any = None) -> RotationResult:
@@ -82,6 +91,12 @@ class Engine(RotationSteps):
             return
 
         self._hook(RotationStep.MINT, "before", rid)
+        if self.before_mint is not None:
+            refused = self.before_mint(target, current, rid)
+            if refused:
+                result.outcome = "skipped"  # nothing minted: another replica leads, or claimed it
+                result.warnings.append(refused)
+                return
         minted = self.mint(target, current.record, rid)
         result.strategy, result.token_id = minted.strategy, minted.token.token_id
         self._hook(RotationStep.MINT, "after", rid)
