@@ -112,7 +112,10 @@ class TargetJob:
         state.failures, state.last_error, state.retry_at = 0, None, None
         after = target_status(config, target, datetime.now(timezone.utc))
         observe_status(self.metrics, target, after)
-        return next_run(target, after, datetime.now(timezone.utc), self.rng)
+        planned = next_run(target, after, datetime.now(timezone.utc), self.rng)
+        if result.outcome == "skipped":  # another replica claimed it (or leads): look again, not at once
+            return max(planned, now + timedelta(seconds=RETRY_BASE))
+        return planned
 
     @staticmethod
     def _delete_requests(config: Config, target: Target, requests: tuple[str, ...]) -> None:

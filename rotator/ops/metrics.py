@@ -28,6 +28,8 @@ class Metrics:
         self.foreign = Gauge("jfrog_rotator_foreign_writes", "1 while the target's current value was written "
                              "by hand and cannot be adopted (it is not rotated until fixed)", ["target"],
                              registry=self.registry)
+        self.leader = Gauge("jfrog_rotator_leader", "1 while this replica does the work: it holds the leader "
+                            "lease, or daemon.leader is off", ["replica"], registry=self.registry)
         self.sweep_revocations = Counter("jfrog_rotator_sweep_revocations",
                                          "Tokens revoked by sweeps (retired after their overlap, and orphans)",
                                          registry=self.registry)

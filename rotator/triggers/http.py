@@ -90,8 +90,12 @@ def mount_trigger_route(server: OpsServer, daemon: DaemonControl, limit: RateLim
             return Response.json(502, {"error": "Vault refused or failed to record the request"})
         limit.note(name)
         log.info("trigger %s accepted from %s", name, requested_by, extra={"target": name, "reason": reason})
-        threading.Thread(target=daemon.reconcile_now, args=(name,), name=f"wake-{name}", daemon=True).start()
-        return Response.json(202, {"accepted": True, "target": name, "requested_by": requested_by})
+        # A standby does not wake itself: the flag just set in the store is what the leader serves.
+        leader = daemon.is_leader()
+        if leader:
+            threading.Thread(target=daemon.reconcile_now, args=(name,), name=f"wake-{name}", daemon=True).start()
+        return Response.json(202, {"accepted": True, "target": name, "requested_by": requested_by,
+                                   "served_by": "this replica" if leader else "the leader, at its next reconcile pass"})
 
     server.route("POST", PREFIX, trigger, prefix=True)
 
