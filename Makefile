@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
+.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-replicas venv clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
 # Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
-bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-replicas
 
 bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
@@ -42,6 +42,9 @@ bench-trigger: $(STAMP)
 
 bench-lambda: $(STAMP)
 	$(BIN)/python bench/lambda.py
+
+bench-replicas: $(STAMP)
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -176,7 +176,6 @@ class RotationDaemon:
     def _take_up_work(self) -> None:
         with self._lock:
             config = self.config
-        warn_about_schedules(config)
         self._schedule_all(config.targets)
         self._start_leader_jobs()
         if self.leading:
