@@ -242,13 +242,13 @@ class RotationDaemon:
             self.scheduler.pause()
         except Exception:  # not running
             pass
-        if self.leadership is not None:
-            self.leadership.stop()  # released: a standby takes over at its next read
         deadline = time.monotonic() + self.shutdown_timeout
         with self._busy:
             while self._in_flight and time.monotonic() < deadline:
                 self._busy.wait(max(0.0, deadline - time.monotonic()))
             left = self._in_flight
+        if self.leadership is not None:  # kept (and renewed) while rotations were finishing
+            self.leadership.stop()  # released: a standby takes over at its next read
         try:
             self.scheduler.shutdown(wait=False)
         except Exception:
@@ -336,7 +336,7 @@ class RotationDaemon:
 
     def _schedule(self, target: Target, when: datetime) -> None:
         with self._role_lock:
-            if not self.leading:
+            if not self.leading or self._stopping.is_set():
                 return  # a standby plans nothing; the leader has the target
             self.scheduler.add_job(self._job, DateTrigger(run_date=when), args=[target.name],
                                    id=target_job_id(target.name), name=f"rotate {target.name}",

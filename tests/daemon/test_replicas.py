@@ -174,6 +174,24 @@ def test_kill_9_the_leader_and_the_standby_takes_over_without_missing_a_target(
         assert daemon_env.live_token_count(description_prefix=f"jfrog-rotator:{name}:") == 1
 
 
+def test_a_leader_stopped_with_sigterm_hands_the_lease_over_at_once(daemon_env, vault_env, tmp_path, spawn,
+                                                                  make_store, request):
+    store = make_store("vault-kv2")
+    fleet = targets(1)
+    cfg = write_config(tmp_path / "rotator.yaml", daemon_env, backend_block("vault-kv2", request), fleet,
+                       lease=f"replicas/{uuid.uuid4().hex[:8]}/leader", every="3s")
+    first = spawn(cfg, "--replica-id", "first")
+    wait_until(lambda: logged(first, LEADER) and generation(store, fleet[0][1]) >= 1, 30)
+    second = spawn(cfg, "--replica-id", "second")
+    wait_until(lambda: logged(second, "standing by as replica"), 30)
+    first.send(signal.SIGTERM)
+    assert first.wait() == 0 and logged(first, "released the leader lease")
+    [took_over] = wait_until(lambda: logged(second, LEADER), 30, what="the standby taking the released lease")
+    assert "it was free" in took_over["message"], "no TTL waited for"
+    before = generation(store, fleet[0][1])
+    wait_until(lambda: generation(store, fleet[0][1]) > before, 30, what="the new leader rotating on schedule")
+
+
 PAUSING_DAEMON = """\
 import pathlib, sys, time
 from rotator.core.logs import setup_logging
