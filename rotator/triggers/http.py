@@ -4,8 +4,8 @@ The caller presents ``X-Vault-Token``. The daemon asks Vault what *that* token m
 target's metadata path (``sys/capabilities-self``, as the caller) and accepts only ``patch``,
 ``update``, ``sudo`` or ``root``; it then sets the ``rotate_requested`` flag with the caller's
 own token, so the request is recorded in Vault (and its audit log) under the caller's name, and
-wakes the reconcile loop for that target. The daemon never uses its own rights to decide for a
-caller. Answers: 202 accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a
+wakes the reconcile loop for that target (on a standby replica the flag alone reaches the leader,
+at its next pass). The daemon never uses its own rights to decide for a caller. Answers: 202 accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a
 Vault KV v2 target, 429 too soon after the last accepted trigger, 502 Vault failed.
 """
 
