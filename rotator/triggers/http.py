@@ -5,8 +5,9 @@ target's metadata path (``sys/capabilities-self``, as the caller) and accepts on
 ``update``, ``sudo`` or ``root``; it then sets the ``rotate_requested`` flag with the caller's
 own token, so the request is recorded in Vault (and its audit log) under the caller's name, and
 wakes the reconcile loop for that target (on a standby replica the flag alone reaches the leader,
-at its next pass). The daemon never uses its own rights to decide for a caller. Answers: 202 accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a
-Vault KV v2 target, 429 too soon after the last accepted trigger, 502 Vault failed.
+at its next pass). The daemon never uses its own rights to decide for a caller. Answers: 202
+accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a Vault KV v2 target, 429
+too soon after the last accepted trigger, 502 Vault failed.
 """
 
 from __future__ import annotations
