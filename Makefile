@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption venv clean
+.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption bench-replicas venv clean
 
 venv: $(STAMP)
 
@@ -52,7 +52,7 @@ demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
 # Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
-bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption bench-replicas
 
 bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
@@ -71,6 +71,9 @@ bench-lambda: $(STAMP)
 
 bench-adoption: $(STAMP)
 	$(BIN)/python bench/adoption.py
+
+bench-replicas: $(STAMP)
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache

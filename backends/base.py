@@ -250,6 +250,74 @@ class RotationRequests(Protocol):
         """Create a request object with the caller's token; returns where it was written."""
 
 
+class Unsupported(BackendError):
+    """The store cannot do what was asked (a KV v1 mount has no check-and-set for a lease or a claim)."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A leader lease as the store holds it: who holds it (``None`` when nobody does: never taken,
+    or released) and its compare-and-set version, which changes at every take and renewal."""
+
+    holder: str | None
+    version: Version
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LeaderLease(Protocol):
+    """A store that can keep the daemon replicas' leader lease at ``path`` (``daemon.leader``).
+
+    Stores with ``lease_expires`` keep a record the holder renews with compare-and-set (Vault KV v2:
+    a KV secret written with ``cas``; AWS: a secret whose ``AWSCURRENT`` label is moved with
+    ``RemoveFromVersionId``); a standby takes it over once it has seen the record unchanged for the
+    lease's TTL. A store without (the file store's ``flock``) holds a lock that ends with the
+    process: it is never taken over while its holder lives. The election is ``rotator.daemon.leadership``.
+    """
+
+    lease_expires: bool
+
+    def read_lease(self, path: str) -> LeaseRecord:
+        """The lease as stored now (``LeaseRecord(None, None)`` when it was never taken)."""
+
+    def take_lease(self, path: str, holder: str, fields: Mapping[str, str], *, expected: Version) -> Version:
+        """Become the holder, if the lease is still at version ``expected`` (as read); returns the new
+        version. :class:`CASConflict` when someone else changed it first."""
+
+    def renew_lease(self, path: str, holder: str, fields: Mapping[str, str], *, held: Version) -> Version:
+        """Renew a lease held at version ``held``; returns the new version. :class:`CASConflict` when
+        it is not ours any more (taken over)."""
+
+    def release_lease(self, path: str, holder: str, *, held: Version) -> None:
+        """Give the lease up (a clean stop), so a standby takes it at once; nothing happens when it
+        was taken over already."""
+
+
+@runtime_checkable
+class RotationClaims(Protocol):
+    """A store that can hold per-rotation claims: before minting, a rotation claims the target away
+    from the version it read, so of two replicas rotating one target at once only one mints."""
+
+    def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
+        """Claim the rotation of ``path`` from ``version`` for ``holder``; returns who holds the claim
+        now: ``holder`` when this caller may mint, another holder's name when someone claimed it
+        less than ``ttl`` seconds ago. :class:`Unsupported` when the store cannot hold claims."""
+
+
+def live_claim_holder(claim: Mapping[str, Any], version: Version, holder: str, ttl: float, now: float) -> str | None:
+    """Who else holds a claim the stores keep as ``{"version", "holder", "at"}``: the holder's name
+    when it claims ``version`` too, is not ``holder`` and was made less than ``ttl`` seconds ago
+    (``at``: epoch seconds, the claimer's clock); ``None`` when ``holder`` may claim."""
+    other = str(claim.get("holder") or "")
+    if not other or other == holder or str(claim.get("version")) != str(version):
+        return None
+    try:
+        made = float(claim.get("at") or 0)
+    except (TypeError, ValueError):
+        return None
+    return other if now - made < ttl else None
+
+
 @runtime_checkable
 class EventStream(Protocol):
     """A store that pushes change events (Vault Enterprise's event subscription)."""
@@ -306,15 +374,20 @@ __all__ = [
     "DocumentStore",
     "EventStream",
     "LazyLayout",
+    "LeaderLease",
+    "LeaseRecord",
     "LocalStore",
     "MetadataNotWritten",
     "RenewableAuth",
+    "RotationClaims",
     "RotationRequests",
     "StagingBackend",
     "StagingState",
     "StoredValue",
+    "Unsupported",
     "Version",
     "WriteOutcomeUnknown",
     "backend_class",
     "create_backend",
+    "live_claim_holder",
 ]

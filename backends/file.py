@@ -8,22 +8,30 @@ gives compare-and-set. Metadata lives in the record under ``rotator.metadata``
 (:mod:`backends.inline_metadata` holds those rules, shared with a Vault KV v1 mount); a value that
 is not our record (a consumer document: a bare token, a ``.dockerconfigjson`` ...) is stored as
 given, with its revision and metadata in a 0600 sidecar ``<path>.json.meta``.
+
+Daemon replicas on one host coordinate through the same ``flock``: the leader lease is an
+exclusive lock on ``<directory>/<daemon.leader.path>.lease`` held for as long as the process leads
+(the kernel releases it when the process dies), and a per-rotation claim is ``<path>.json.claim``,
+written under the target's lock. ``flock`` works on one host only: share Vault or AWS between hosts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from backends import inline_metadata
-from backends.base import BackendError, CASConflict, StoredValue
+from backends.base import BackendError, CASConflict, LeaseRecord, StoredValue, Version, live_claim_holder
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
 
@@ -35,10 +43,13 @@ class FileBackend:
 
     metadata_without_secret = False
     reads_are_local = True  # backends.base.LocalStore: no point reading many targets in parallel
+    lease_expires = False  # backends.base.LeaderLease: a flock ends with its holder, never taken over
 
     def __init__(self, name: str, directory: str | os.PathLike[str]) -> None:
         self.name = name
         self.directory = Path(directory)
+        self._leases: dict[str, tuple[int, str]] = {}  # path -> (descriptor holding the flock, holder)
+        self._leases_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, name: str, options: Options) -> FileBackend:
@@ -127,7 +138,82 @@ class FileBackend:
         return f"file store {self.directory} is writable"
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
+        """Release the leases this store holds; every other call opens and closes its own files."""
+        with self._leases_lock:
+            held, self._leases = list(self._leases.values()), {}
+        for fd, _ in held:
+            os.close(fd)
+
+    # -- LeaderLease: an exclusive flock held while leading ------------------------------------------
+    def read_lease(self, path: str) -> LeaseRecord:
+        """Ours when this store holds it; else ``holder None`` when the lock is free right now, or the
+        holder its file names (the version is the holder: it changes only with the holder)."""
+        with self._leases_lock:
+            mine = self._leases.get(path)
+        if mine is not None:
+            return LeaseRecord(mine[1], mine[1])
+        file = self._lease_file(path)
+        try:
+            fd = os.open(file, os.O_RDONLY)
+        except FileNotFoundError:
+            return LeaseRecord(None, None)
+        try:
+            if _try_flock(fd):
+                return LeaseRecord(None, None)  # free (our probe's lock goes with the descriptor)
+            holder = str(_lease_content(fd).get("holder") or "") or "another process"
+            return LeaseRecord(holder, holder)
+        finally:
+            os.close(fd)
+
+    def take_lease(self, path: str, holder: str, fields: Mapping[str, str], *, expected: Version) -> Version:
+        """``flock(LOCK_EX | LOCK_NB)`` on the lease file, kept while leading; :class:`CASConflict`
+        when another process holds it. The holder is written into the file, for people and standbys."""
+        file = self._lease_file(path)
+        self._ensure_directory()
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _try_flock(fd):
+            os.close(fd)
+            raise CASConflict("take lease: another process holds the lock", backend=self.name, path=path)
+        # Written in place, never renamed over: a new inode would not carry the lock.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"holder": holder, **fields}).encode(), 0)
+        with self._leases_lock:
+            self._leases[path] = (fd, holder)
+        return holder
+
+    def renew_lease(self, path: str, holder: str, fields: Mapping[str, str], *, held: Version) -> Version:
+        """Nothing to renew: the lock lasts while the descriptor is open."""
+        with self._leases_lock:
+            mine = self._leases.get(path)
+        if mine is None or mine[1] != holder:
+            raise CASConflict("renew lease: this process does not hold the lock", backend=self.name, path=path)
+        return holder
+
+    def release_lease(self, path: str, holder: str, *, held: Version) -> None:
+        with self._leases_lock:
+            mine = self._leases.pop(path, None)
+        if mine is not None:
+            os.close(mine[0])  # closing the descriptor releases the lock
+
+    def _lease_file(self, path: str) -> Path:
+        return self._file(path).with_suffix(".lease")
+
+    # -- RotationClaims: <path>.json.claim under the target's lock ---------------------------------
+    def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
+        file = self._file(path)
+        claim_file = file.with_name(file.name + ".claim")
+        self._ensure_directory()
+        with self._lock(file):
+            text = self._read_text(claim_file)
+            found = inline_metadata.decode(text) if text is not None else {}
+            now = time.time()
+            other = live_claim_holder(found if isinstance(found, dict) else {}, version, holder, ttl, now)
+            if other:
+                return other
+            self._replace(claim_file, json.dumps({"version": str(version), "holder": holder,
+                                                  "rotation_id": rotation_id, "at": f"{now:.3f}"}))
+        return holder
 
     # -- files ----------------------------------------------------------------------------
     def _file(self, path: str) -> Path:
@@ -197,6 +283,22 @@ class FileBackend:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _try_flock(fd: int) -> bool:
+    """An exclusive ``flock`` without waiting: False when another open file holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
+def _lease_content(fd: int) -> dict[str, Any]:
+    data = inline_metadata.decode(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+    return data if isinstance(data, dict) else {}
 
 
 def _sidecar(file: Path) -> Path:

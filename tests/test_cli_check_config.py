@@ -67,8 +67,16 @@ def test_it_warns_that_one_replica_at_a_time_may_refresh(check_config):
         "  - {name: bot, backend: local, strategy: refresh, token: {username: bot, expiry: 7d, refreshable: true}}\n")
     assert code == 0
     assert warnings == ["[Warn] bot: strategy refresh: a refresh token works once (reusing it answers 404), so only "
-                        "one daemon replica may refresh this target at a time: run it on one replica until the "
-                        "replicas share a lease"]
+                        "one daemon replica may refresh this target at a time: run one replica, or set "
+                        "daemon.leader"]
+
+
+def test_with_a_leader_lease_a_refresh_target_is_not_warned_about(check_config):
+    # daemon.leader: a refresh runs only on the leader, under a claim (docs/daemon.md)
+    code, _, warnings = check_config(
+        "  - {name: bot, backend: local, strategy: refresh, token: {username: bot, expiry: 7d, refreshable: true}}\n"
+        "daemon: {leader: {backend: local}}\n")
+    assert code == 0 and warnings == []
 
 
 def test_the_example_of_the_configuration_page_prints_the_warnings_it_shows(tmp_path, monkeypatch, cli_env, capsys):

@@ -105,3 +105,16 @@ def test_plugin_options_are_validated_like_built_ins(plugin_dist, emulator, tmp_
                    "targets: [{name: ci, backend: mem}]\n")
     assert run(["check-config", "-c", str(cfg)]) == 2
     assert "backends.mem.colour: unknown key" in capsys.readouterr().err
+
+
+def test_a_plugin_store_without_a_lease_cannot_hold_the_leader_lease(plugin_dist, emulator, tmp_path, monkeypatch,
+                                                                      cli_env, capsys):
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    cfg = tmp_path / "rotator.yaml"
+    cfg.write_text(f'jfrog: {{url: "{emulator.url}", access_token_env: JFROG_ADMIN_TOKEN}}\n'
+                   "backends: {mem: {type: mini-memory}}\n"
+                   "daemon: {leader: {backend: mem}}\n"
+                   "targets: [{name: ci, backend: mem}]\n")
+    assert run(["check-config", "-c", str(cfg)]) == 2
+    assert ("daemon.leader.backend: backend 'mem' (type mini-memory) cannot hold a leader lease: use a vault "
+            "(KV v2), aws-secretsmanager or file backend") in capsys.readouterr().err

@@ -10,6 +10,7 @@ The package, one idea a module:
 * :mod:`.staging`: the label protocol (write pending, promote with ``RemoveFromVersionId`` as the
   compare-and-set, drop pending, the first value of a secret without ``AWSCURRENT``, conflicts);
 * :mod:`.tags`: metadata <-> tags;
+* :mod:`.coordination`: the daemon replicas' leader lease and per-rotation claims;
 * :mod:`.transport`: the boto3 client, the call wrapper and the typed errors.
 
 The rotation Lambda imports this package: it imports boto3/botocore and the small ``rotator.core``
@@ -25,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ProfileNotFound
 
+from backends.aws_secretsmanager.coordination import AwsCoordination
 from backends.aws_secretsmanager.staging import CURRENT, NO_CURRENT, PENDING, PREVIOUS, StagingLabels, label_holder
 from backends.aws_secretsmanager.tags import (
     MANAGED_BY_TAG,
@@ -47,16 +49,18 @@ from backends.aws_secretsmanager.transport import (
     make_client,
     pages,
 )
-from backends.base import BackendError, CASConflict, StagingState, StoredValue, Version
+from backends.base import BackendError, CASConflict, LeaseRecord, StagingState, StoredValue, Version
 from rotator.core.options import Options
 from rotator.core.record import MANAGED_BY
 
 
 class SecretsManagerBackend:
-    """AWS Secrets Manager through boto3; implements ``SecretBackend`` and ``StagingBackend``
+    """AWS Secrets Manager through boto3; implements ``SecretBackend``, ``StagingBackend``,
+    ``LeaderLease`` and ``RotationClaims``
     (``backends.base``; API: https://docs.aws.amazon.com/secretsmanager/latest/apireference/Welcome.html)."""
 
     metadata_without_secret = True
+    lease_expires = True  # backends.base.LeaderLease: AWSCURRENT moved by its holder at every renewal
 
     def __init__(self, name: str, *, region: str | None = None, profile: str | None = None,
                  endpoint_url: str | None = None, kms_key_id: str | None = None,
@@ -73,6 +77,7 @@ class SecretsManagerBackend:
         self._owns_client = client is None
         self._client_lock = threading.Lock()
         self._labels = StagingLabels(name, self._api)
+        self._coordination = AwsCoordination(name, self._api, self._labels, kms_key_id)
 
     @classmethod
     def from_config(cls, name: str, options: Options) -> SecretsManagerBackend:
@@ -278,6 +283,22 @@ class SecretsManagerBackend:
     def drop_pending(self, path: str, rotation_id: str) -> None:
         """Take ``AWSPENDING`` off version ``rotation_id`` (an abandoned rotation); no-op when it lacks it."""
         self._labels.drop_pending(path, rotation_id)
+
+    # -- LeaderLease and RotationClaims (see .coordination) ------------------------------------------
+    def read_lease(self, path: str) -> LeaseRecord:
+        return self._coordination.read_lease(path)
+
+    def take_lease(self, path: str, holder: str, fields: Mapping[str, str], *, expected: Version) -> Version:
+        return self._coordination.take_lease(path, holder, fields, expected=expected)
+
+    def renew_lease(self, path: str, holder: str, fields: Mapping[str, str], *, held: Version) -> Version:
+        return self._coordination.renew_lease(path, holder, fields, held=held)
+
+    def release_lease(self, path: str, holder: str, *, held: Version) -> None:
+        self._coordination.release_lease(path, holder, held=held)
+
+    def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
+        return self._coordination.claim_rotation(path, version, holder=holder, rotation_id=rotation_id, ttl=ttl)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _api(self, operation: str, path: str, *, write: bool = False, secret: str | None = None,

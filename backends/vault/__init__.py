@@ -31,8 +31,9 @@ from collections.abc import Mapping
 import hvac
 from hvac.utils import format_url
 
-from backends.base import BackendError, StoredValue, Version
+from backends.base import BackendError, LeaseRecord, StoredValue, Unsupported, Version
 from backends.vault.auth import AuthSettings, Credentials, VaultSession
+from backends.vault.coordination import VaultCoordination
 from backends.vault.kv_v1 import KvV1
 from backends.vault.kv_v2 import KvV2
 from backends.vault.requests import VaultRequests
@@ -59,8 +60,11 @@ class VaultBackend:
     """A Vault/OpenBao KV mount as a :class:`backends.base.SecretBackend`.
 
     Also ``backends.base.RenewableAuth`` (it keeps its token alive), ``RotationRequests`` (flags and
-    request objects; ``accepts_requests()`` is false on a KV v1 mount) and ``EventStream``.
+    request objects; ``accepts_requests()`` is false on a KV v1 mount), ``EventStream``, and
+    ``LeaderLease`` and ``RotationClaims`` (KV v2 only; a KV v1 mount refuses them).
     """
+
+    lease_expires = True  # backends.base.LeaderLease: a KV secret its holder renews with cas
 
     def __init__(self, name: str, *, url: str, auth: AuthSettings, mount: str = "secret",
                  kv_version: int | None = None, namespace: str | None = None,
@@ -86,6 +90,7 @@ class VaultBackend:
         # Request objects are KV v2 secrets whatever this mount is; the data goes through _kv.
         self._kv2 = KvV2(self.session, self.mount)
         self._requests = VaultRequests(self.session, self._kv2, self.request_prefix)
+        self._coordination = VaultCoordination(self._kv2)
         self._kv_version = kv_version
         self._kv_api: KvV1 | KvV2 | None = None
 
@@ -256,6 +261,30 @@ class VaultBackend:
         self._needs_kv2("write request")
         return self._requests.write_request(target, request_id, fields, token=token)
 
+    # -- LeaderLease and RotationClaims: backends.vault.coordination, on KV v2 only -----------------
+    def read_lease(self, path: str) -> LeaseRecord:
+        return self._kv2_coordination("a leader lease").read_lease(clean_path(path))
+
+    def take_lease(self, path: str, holder: str, fields: Mapping[str, str], *, expected: Version) -> Version:
+        return self._kv2_coordination("a leader lease").take_lease(clean_path(path), holder, fields,
+                                                                    expected=expected)
+
+    def renew_lease(self, path: str, holder: str, fields: Mapping[str, str], *, held: Version) -> Version:
+        return self._kv2_coordination("a leader lease").renew_lease(clean_path(path), holder, fields, held=held)
+
+    def release_lease(self, path: str, holder: str, *, held: Version) -> None:
+        self._kv2_coordination("a leader lease").release_lease(clean_path(path), holder, held=held)
+
+    def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
+        return self._kv2_coordination("a rotation claim").claim_rotation(
+            clean_path(path), version, holder=holder, rotation_id=rotation_id, ttl=ttl)
+
+    def _kv2_coordination(self, what: str) -> VaultCoordination:
+        if self.kv_version != 2:
+            raise Unsupported(f"mount {self.mount}/ is KV v{self.kv_version}, which has no check-and-set: "
+                              f"{what} needs a KV v2 mount", backend=self.name, path=self.mount)
+        return self._coordination
+
     # -- EventStream -----------------------------------------------------------------------------
     def event_subscription(self, event_type: str) -> tuple[str, dict[str, str]]:
         return self._requests.event_subscription(event_type)
@@ -280,6 +309,8 @@ class VaultBackend:
             return
         for key in kv.list_secrets(prefix):
             child = prefix + key
+            if child == f"{self._coordination.claim_prefix}/":
+                continue  # the replicas' rotation claims: no target there
             if key.endswith("/"):
                 self._walk(kv, child, depth + 1, found)
             elif (kv.read_metadata(child) or {}).get("managed_by") == MANAGED_BY:

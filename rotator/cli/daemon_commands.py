@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from typing import Any
 
 from rotator.cli.errors import EXIT_OK, UsageError
@@ -38,7 +39,8 @@ def register_daemon_commands(commands: Any) -> None:
         "(the store is the truth, so any number of daemons may share a config). SIGTERM/SIGINT finish "
         "in-flight rotations and exit 0; SIGHUP reloads the config (a bad config is refused and the running "
         "one kept). With --listen (or daemon.listen in the config) it serves /healthz, /readyz, /metrics "
-        "and /status.")
+        "and /status. With daemon.leader in the config the replicas elect one leader through a lease in the "
+        "store, and only the leader rotates, reconciles and sweeps.")
     add_config_flag(daemon)
     daemon.add_argument("--listen", metavar="HOST:PORT", help="operations endpoint address (default: off, or "
                         "daemon.listen of the config); use 127.0.0.1 unless something else must reach it")
@@ -46,6 +48,9 @@ def register_daemon_commands(commands: Any) -> None:
                         help="default: json when stderr is not a terminal, text when it is")
     daemon.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long a stop waits for rotations in flight (default 30)")
+    daemon.add_argument("--replica-id", metavar="NAME", default=None,
+                        help="this replica's name in the leader lease, logs and metrics (with daemon.leader; "
+                             "default: daemon.leader.replica_id, else the host name)")
     daemon.set_defaults(handler=_cmd_daemon)
 
 
@@ -75,7 +80,10 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     # Built first, so a config error is reported like any other command's, before logging moves.
-    daemon = RotationDaemon(args.config, listen=args.listen, shutdown_timeout=args.shutdown_timeout)
+    if args.replica_id is not None and not re.fullmatch(r"[A-Za-z0-9._:@-]{1,64}", args.replica_id):
+        raise UsageError(f"--replica-id: {args.replica_id!r} is not valid: letters, digits and . _ : @ -, at most 64")
+    daemon = RotationDaemon(args.config, listen=args.listen, shutdown_timeout=args.shutdown_timeout,
+                            replica_id=args.replica_id)
     setup_logging(args.log_format or daemon.config.daemon.log_format,
                   level=logging.DEBUG if args.debug else logging.INFO)
     install_log_redaction()

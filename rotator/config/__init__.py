@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from backends.base import DocumentStore, LazyLayout, SecretBackend, create_backend
+from backends.base import DocumentStore, LazyLayout, LeaderLease, SecretBackend, create_backend
 from rotator.config.credentials import (
     MINTING_CREDENTIALS,
     AwsIamSettings,
@@ -68,6 +68,22 @@ class JFrogSettings:
             or self.access_token_from is not None or self.aws_iam is not None
 
 
+DEFAULT_LEASE_PATH = "jfrog-rotator/leader"
+DEFAULT_LEASE_TTL = 15
+MIN_LEASE_TTL = 2
+
+
+@dataclass(frozen=True)
+class LeaderSettings:
+    """``daemon.leader``: the replicas elect one leader through a lease in the store ``backend``
+    (docs/daemon.md, "Running several replicas")."""
+
+    backend: str
+    path: str = DEFAULT_LEASE_PATH
+    ttl: int = DEFAULT_LEASE_TTL
+    replica_id: str | None = None
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
     listen: str | None = None
@@ -75,6 +91,7 @@ class DaemonSettings:
     max_workers: int = 4
     misfire_grace: int = 300
     log_format: str | None = None
+    leader: LeaderSettings | None = None  # off: every daemon acts on every target
 
 
 @dataclass
@@ -124,6 +141,7 @@ def parse_config(text: str, source: Path) -> Config:
             backends[str(name)] = create_backend(str(name), options)
             types[str(name)] = str(options.data["type"])
         check_stored_token(root, jfrog.access_token_from, backends)
+        _check_leader(root, daemon.leader, backends, types)
         targets = _targets(root, backends, jfrog)
         root.finish()
     except BaseException:
@@ -222,9 +240,41 @@ def _daemon(opts: Options) -> DaemonSettings:
         max_workers=opts.int("max_workers", 4, minimum=1),
         misfire_grace=opts.duration("misfire_grace", 300),
         log_format=opts.str("log_format", None, choices=("text", "json")),
+        leader=_leader(opts.mapping("leader")) if opts.has("leader") else None,
     )
     opts.finish()
     return settings
+
+
+def _leader(opts: Options) -> LeaderSettings:
+    ttl = opts.duration("ttl", DEFAULT_LEASE_TTL)
+    if ttl < MIN_LEASE_TTL:
+        raise opts.error("ttl", f"must be at least {MIN_LEASE_TTL}s (the lease is renewed every third of it)")
+    path = opts.str("path", DEFAULT_LEASE_PATH, pattern=r"(?!\.{1,2}(/|$))[A-Za-z0-9._-]+(/(?!\.{1,2}(/|$))[A-Za-z0-9._-]+)*",
+                    hint="a store path like jfrog-rotator/leader")
+    settings = LeaderSettings(
+        backend=opts.str("backend"),
+        path=path,
+        ttl=ttl,
+        replica_id=opts.str("replica_id", None, pattern=r"[A-Za-z0-9._:@-]{1,64}",
+                            hint="letters, digits and . _ : @ -, at most 64"),
+    )
+    opts.finish()
+    return settings
+
+
+def _check_leader(root: Options, leader: LeaderSettings | None, backends: Mapping[str, SecretBackend],
+                  types: Mapping[str, str]) -> None:
+    """``daemon.leader.backend`` names a store that can hold a lease (one a KV v1 mount refuses at start)."""
+    if leader is None:
+        return
+    where = Options({}, "daemon.leader", root.source)
+    backend = backends.get(leader.backend)
+    if backend is None:
+        raise where.error("backend", f"no backend named {leader.backend!r} (defined: {', '.join(backends)})")
+    if not isinstance(backend, LeaderLease):
+        raise where.error("backend", f"backend {leader.backend!r} (type {types.get(leader.backend)}) cannot hold a "
+                                     "leader lease: use a vault (KV v2), aws-secretsmanager or file backend")
 
 
 def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSettings) -> list[Target]:

@@ -49,13 +49,17 @@ class Advice:
 def config_advice(config: Config) -> list[Advice]:
     """Every warning about ``config``, target by target, in the order of the file."""
     threshold = config.jfrog.persistency_threshold
+    leader = config.daemon.leader is not None
     return [Advice(target.name, message)
             for target in config.targets
-            for message in target_advice(target, config.backend_types.get(target.backend), threshold)]
+            for message in target_advice(target, config.backend_types.get(target.backend), threshold,
+                                         leader=leader)]
 
 
-def target_advice(target: Target, store_type: str | None, persistency_threshold: int) -> Iterator[str]:
-    """The warnings about one target kept in a store of ``store_type``."""
+def target_advice(target: Target, store_type: str | None, persistency_threshold: int, *,
+                  leader: bool = False) -> Iterator[str]:
+    """The warnings about one target kept in a store of ``store_type``; ``leader``: the daemon
+    replicas elect a leader (``daemon.leader``), and a refresh runs only under a claim."""
     expiry = target.token.expiry
     unstored = expiry is not None and 0 < expiry < persistency_threshold
     if unstored:
@@ -67,8 +71,9 @@ def target_advice(target: Target, store_type: str | None, persistency_threshold:
     if target.strategy == "refresh":
         if consumer is not None:
             yield _outlived_by_consumers("the previous token stops working at once (strategy refresh)", consumer)
-        yield ("strategy refresh: a refresh token works once (reusing it answers 404), so only one daemon "
-               "replica may refresh this target at a time: run it on one replica until the replicas share a lease")
+        if not leader:
+            yield ("strategy refresh: a refresh token works once (reusing it answers 404), so only one daemon "
+                   "replica may refresh this target at a time: run one replica, or set daemon.leader")
     elif consumer is not None and not unstored and target.overlap < consumer.seconds:
         yield _outlived_by_consumers(
             f"overlap {target.overlap}s is shorter than the usual refresh interval of its consumers", consumer)

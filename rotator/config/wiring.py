@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from rotator.config import AwsIamSettings, Config, JFrogSettings
 from rotator.core.options import ConfigError
-from rotator.engine import AdminCredential, Engine, StepHook
+from rotator.engine import AdminCredential, BeforeMint, Engine, Fence, StepHook
 from rotator.engine.stored_token import StoredToken
 from rotator.jfrog.client import AccessClient
 from rotator.jfrog.errors import JFrogConfigError
@@ -109,9 +109,10 @@ def credential_check(config: Config, client: AccessClient, has_admin: bool) -> t
     return "jfrog token", check
 
 
-def build_engine(config: Config, *, step_hook: StepHook | None = None) -> Engine:
+def build_engine(config: Config, *, step_hook: StepHook | None = None, before_mint: BeforeMint | None = None,
+                 fence: Fence | None = None) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
     source = minting_source(config, client)
     admin = AdminCredential(read=source.token) if source is not None else None
     return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook,
-                  persistency_threshold=config.jfrog.persistency_threshold)
+                  persistency_threshold=config.jfrog.persistency_threshold, before_mint=before_mint, fence=fence)

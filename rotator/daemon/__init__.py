@@ -7,13 +7,16 @@ rotated it meanwhile; the store is the truth), rotates through the engine, and s
 next run from the new state. So ``every`` counts from the last issue, ``cron`` fires at the
 first slot after it, and ``before_expiry`` follows each new token's expiry. Several daemons on
 one config therefore rotate each target once per due time; if two check at the same instant,
-the engine's compare-and-set lets one win and the loser revokes its token.
+the engine's compare-and-set lets one win and the loser revokes its token. With
+``daemon.leader`` the replicas elect one leader through a lease in the store instead, and only
+the leader schedules, reconciles and sweeps (:mod:`.leadership`).
 
 Signals: SIGTERM/SIGINT stop taking new work, let in-flight rotations finish (bounded), exit 0;
 SIGHUP reloads the config (a bad one is refused and the old one keeps running).
 
 Modules: :mod:`.service` (the daemon), :mod:`.target_job` (one run of a target's job),
-:mod:`.schedule_checks` (start-up warnings), :mod:`.contacts` (what ``/readyz`` reports).
+:mod:`.schedule_checks` (start-up warnings), :mod:`.contacts` (what ``/readyz`` reports),
+:mod:`.leadership` (the leader lease, fencing and claims of replicas).
 See ``docs/daemon.md``.
 """
 

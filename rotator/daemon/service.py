@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,11 +25,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from backends.base import LocalStore
+from backends.base import BackendError, LocalStore, SecretBackend, Unsupported
 from rotator.config import Config, Target, load_config
 from rotator.config.wiring import build_engine
 from rotator.core.options import ConfigError
 from rotator.daemon.contacts import JFROG, Contacts, backend_contact
+from rotator.daemon.leadership import Leadership, MintGuard
 from rotator.daemon.schedule_checks import warn_about_schedules
 from rotator.daemon.target_job import TargetJob, TargetState, next_run, observe_status, presigned, target_job_id
 from rotator.engine import Engine, StepHook
@@ -45,11 +47,17 @@ log = logging.getLogger("rotator.daemon")  # one logger name for the daemon (it 
 
 
 class RotationDaemon:
-    """``jfrog-rotator daemon``: :meth:`start`, then :meth:`run_forever` until a signal stops it."""
+    """``jfrog-rotator daemon``: :meth:`start`, then :meth:`run_forever` until a signal stops it.
+
+    With ``daemon.leader`` the replicas elect one leader through a lease in the store
+    (:mod:`.leadership`): only the leader schedules, reconciles and sweeps, and it checks the lease
+    and claims the target before each mint; a standby serves the endpoint and watches the lease.
+    Without it every daemon acts on every target (the store's compare-and-set keeps them safe)."""
 
     def __init__(self, config_path: str, *, listen: str | None = None, step_hook: StepHook | None = None,
                  shutdown_timeout: float = 30.0, auth_check_interval: float = 30.0,
-                 health_interval: float = 30.0, rng: random.Random | None = None) -> None:
+                 health_interval: float = 30.0, rng: random.Random | None = None,
+                 replica_id: str | None = None) -> None:
         self.config_path = config_path
         self.step_hook = step_hook
         self.shutdown_timeout = shutdown_timeout
@@ -60,7 +68,12 @@ class RotationDaemon:
         self.contacts = Contacts()
         self.targets: dict[str, TargetState] = {}
         self.config: Config = load_config(config_path)
-        self.engine: Engine = build_engine(self.config, step_hook=step_hook)
+        self.leadership, self._lease_store = self._new_leadership(replica_id)
+        self.replica = self.leadership.replica if self.leadership else (replica_id or socket.gethostname())
+        self.guard = MintGuard(self.leadership) if self.leadership else None
+        self.engine: Engine = build_engine(self.config, step_hook=step_hook, before_mint=self.guard,
+                                           fence=self.leadership.confirm if self.leadership else None)
+        self.metrics.leader.labels(self.replica).set(0 if self.leadership else 1)
         self.listen = listen or self.config.daemon.listen
         self.ops: OpsServer | None = None
         self._lock = threading.RLock()
@@ -70,6 +83,7 @@ class RotationDaemon:
         self._stopped = False
         self._reload_requested = threading.Event()
         self._wake = threading.Event()
+        self._role_lock = threading.RLock()  # taking up and dropping the leader's work, one at a time
         self.scheduler = self._new_scheduler()
         self._target_job = TargetJob(self.metrics, self.contacts, self.rng)
         self._job = presigned(self._run_target)
@@ -88,24 +102,100 @@ class RotationDaemon:
         scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         return scheduler
 
+    def _new_leadership(self, replica_id: str | None) -> tuple[Leadership | None, SecretBackend | None]:
+        settings = self.config.daemon.leader
+        if settings is None:
+            return None, None
+        store = self.config.backends[settings.backend]
+        replica = replica_id or settings.replica_id or socket.gethostname()
+        leadership = Leadership(store, path=settings.path, ttl=settings.ttl, replica=replica,  # type: ignore[arg-type]
+                                on_elected=self._on_elected, on_deposed=self._on_deposed)
+        return leadership, store
+
     def start(self) -> RotationDaemon:
-        """Schedule every target from the store's state, start the periodic jobs and the endpoint."""
+        """Schedule every target from the store's state, start the periodic jobs and the endpoint;
+        with ``daemon.leader``, start the election instead and leave the targets to the leader."""
         warn_about_schedules(self.config)
-        self._schedule_all(self.config.targets)  # before start(): jobs are then added in one batch
+        if self.leadership is None:
+            self._schedule_all(self.config.targets)  # before start(): jobs are then added in one batch
+        else:
+            self._check_lease()
         self.scheduler.start()
-        self.scheduler.add_job(self._sweep_all, IntervalTrigger(seconds=self.config.daemon.sweep_interval),
-                               id="sweep", replace_existing=True)
         self.scheduler.add_job(self._keep_auth_alive, IntervalTrigger(seconds=self.auth_check_interval),
                                id="vault-auth", replace_existing=True)
         self.scheduler.add_job(self._probe_contacts, IntervalTrigger(seconds=self.health_interval),
                                id="health", replace_existing=True, next_run_time=datetime.now(timezone.utc))
-        self.reconciler.install()
-        self.event_listeners = start_listeners(self)
+        if self.leadership is None:
+            self._start_leader_jobs()
         if self.listen:  # the endpoint is optional
             self.ops = mount_routes(self, self.listen)
+        if self.leadership is not None:
+            self.leadership.start()
         log.info("daemon started with %d target(s)", len(self.config.targets),
-                 extra={"config": str(self.config.source)})
+                 extra={"config": str(self.config.source), "replica": self.replica})
         return self
+
+    def _check_lease(self) -> None:
+        """A store that cannot hold the lease (a KV v1 mount) is a config error, reported before start."""
+        assert self.leadership is not None
+        try:
+            record = self.leadership.check()
+        except Unsupported as exc:
+            raise ConfigError(str(self.config.source), "daemon.leader.backend", str(exc)) from None
+        except BackendError as exc:  # unreachable now: stand by, the election keeps trying
+            log.warning("cannot read the leader lease yet: %s", exc, extra={"replica": self.replica})
+            return
+        log.info("standing by as replica %s; the lease %s", self.leadership.holder,
+                 f"is held by {record.holder}" if record.holder else "is free", extra={"replica": self.replica})
+
+    # -- leadership ----------------------------------------------------------------------------
+    @property
+    def leading(self) -> bool:
+        """True when this daemon does the work: it leads, or ``daemon.leader`` is off."""
+        return self.leadership is None or self.leadership.leading
+
+    def is_leader(self) -> bool:
+        """:class:`rotator.ops.control.DaemonControl`: whether this replica does the work now."""
+        return self.leading
+
+    def _start_leader_jobs(self) -> None:
+        """The leader's periodic work: the sweep, the reconcile loop, the event listeners."""
+        with self._role_lock:
+            if not self.leading or self._stopping.is_set():
+                return
+            self.scheduler.add_job(self._sweep_all, IntervalTrigger(seconds=self.config.daemon.sweep_interval),
+                                   id="sweep", replace_existing=True)
+            self.reconciler.install()
+            self.event_listeners = start_listeners(self)
+
+    def _on_elected(self) -> None:
+        """Called by the election loop: take up the work in a thread of its own (scheduling reads
+        every target's store; the loop must keep renewing meanwhile)."""
+        self.metrics.leader.labels(self.replica).set(1)
+        threading.Thread(target=self._take_up_work, name="leader-start", daemon=True).start()
+
+    def _take_up_work(self) -> None:
+        with self._lock:
+            config = self.config
+        self._schedule_all(config.targets)
+        self._start_leader_jobs()
+        if self.leading:
+            log.info("leading: %d target(s) scheduled, sweeping and reconciling", len(config.targets),
+                     extra={"replica": self.replica})
+
+    def _on_deposed(self) -> None:
+        """Called by the election loop: drop the leader's work (rotations in flight are fenced at MINT)."""
+        self.metrics.leader.labels(self.replica).set(0)
+        with self._role_lock:
+            self.unschedule("sweep")
+            self.reconciler.uninstall()
+            for listener in self.event_listeners:
+                listener.stop()
+            self.event_listeners = []
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith("target:"):
+                    self.unschedule(job.id)
+        log.info("standing by: the targets are left to the leader", extra={"replica": self.replica})
 
     def run_forever(self) -> int:
         """Block until SIGTERM/SIGINT (reloading on SIGHUP); returns the exit code."""
@@ -158,6 +248,8 @@ class RotationDaemon:
             while self._in_flight and time.monotonic() < deadline:
                 self._busy.wait(max(0.0, deadline - time.monotonic()))
             left = self._in_flight
+        if self.leadership is not None:  # kept (and renewed) while rotations were finishing
+            self.leadership.stop()  # released: a standby takes over at its next read
         try:
             self.scheduler.shutdown(wait=False)
         except Exception:
@@ -168,6 +260,8 @@ class RotationDaemon:
             self.ops.stop()
         self.engine.jfrog.close()
         self.config.close()
+        if self._lease_store is not None and self._lease_store not in self.config.backends.values():
+            self._lease_store.close()  # the one of the first config, kept across reloads
         self._stopped = True
         if left:
             log.error("stopped with %d rotation(s) still running after %.0fs", left, self.shutdown_timeout)
@@ -180,7 +274,8 @@ class RotationDaemon:
         """Load the config again; refuse a bad one (the running one stays). True when applied."""
         try:
             new_config = load_config(self.config_path)
-            new_engine = build_engine(new_config, step_hook=self.step_hook)
+            new_engine = build_engine(new_config, step_hook=self.step_hook, before_mint=self.guard,
+                                      fence=self.leadership.confirm if self.leadership else None)
         except ConfigError as exc:
             log.error("config reload refused, keeping the running config: %s", exc)
             return False
@@ -197,13 +292,18 @@ class RotationDaemon:
             self.metrics.forget(name)
             self.targets.pop(name, None)
         changed = [t for name, t in new.items() if old.get(name) != t]
+        if new_config.daemon.leader != old_config.daemon.leader:
+            log.warning("daemon.leader changed: the new lease settings take effect at the next start")
         warn_about_schedules(new_config)
-        self._schedule_all(changed)
-        self.scheduler.reschedule_job("sweep", trigger=IntervalTrigger(seconds=new_config.daemon.sweep_interval))
-        self.reconciler.install()
-        for listener in self.event_listeners:
-            listener.stop()
-        self.event_listeners = start_listeners(self)
+        with self._role_lock:
+            if self.leading:  # a standby's next election schedules from the new config
+                self._schedule_all(changed)
+                self.scheduler.reschedule_job("sweep",
+                                              trigger=IntervalTrigger(seconds=new_config.daemon.sweep_interval))
+                self.reconciler.install()
+                for listener in self.event_listeners:
+                    listener.stop()
+                self.event_listeners = start_listeners(self)
         # In-flight jobs still hold the old engine and config: close them once they are idle.
         threading.Thread(target=self._close_when_idle, args=(old_config, old_engine), daemon=True).start()
         log.info("config reloaded: %d target(s), %d added, %d removed, %d changed", len(new),
@@ -215,7 +315,9 @@ class RotationDaemon:
         with self._busy:
             self._busy.wait_for(lambda: self._in_flight == 0, timeout=self.shutdown_timeout)
         engine.jfrog.close()
-        config.close()
+        for backend in config.backends.values():
+            if backend is not self._lease_store:  # the lease outlives reloads
+                backend.close()
 
     # -- scheduling ----------------------------------------------------------------------------
     def _schedule_all(self, targets: list[Target]) -> None:
@@ -235,8 +337,12 @@ class RotationDaemon:
             self._schedule(target, next_run(target, status, now, self.rng))
 
     def _schedule(self, target: Target, when: datetime) -> None:
-        self.scheduler.add_job(self._job, DateTrigger(run_date=when), args=[target.name],
-                               id=target_job_id(target.name), name=f"rotate {target.name}", replace_existing=True)
+        with self._role_lock:
+            if not self.leading or self._stopping.is_set():
+                return  # a standby plans nothing; the leader has the target
+            self.scheduler.add_job(self._job, DateTrigger(run_date=when), args=[target.name],
+                                   id=target_job_id(target.name), name=f"rotate {target.name}",
+                                   replace_existing=True)
 
     def _unschedule_target(self, name: str) -> None:
         self.unschedule(target_job_id(name))  # gone already when it was running or had fired
@@ -267,14 +373,22 @@ class RotationDaemon:
             target = self.config.by_name.get(name)
         if target is None:
             return False
-        self.scheduler.add_job(self._job, DateTrigger(run_date=datetime.now(timezone.utc)), args=[name],
-                               kwargs={"reason": reason, "only_if_version": only_if_version,
-                                       "requests": tuple(requests)},
-                               id=target_job_id(name), name=f"rotate {name}", replace_existing=True)
+        with self._role_lock:
+            if not self.leading:
+                return False  # the leader serves it: flags and requests wait in the store
+            self.scheduler.add_job(self._job, DateTrigger(run_date=datetime.now(timezone.utc)), args=[name],
+                                   kwargs={"reason": reason, "only_if_version": only_if_version,
+                                           "requests": tuple(requests)},
+                                   id=target_job_id(name), name=f"rotate {name}", replace_existing=True)
         return True
 
     def reconcile_now(self, name: str) -> bool:
-        """Look at one target's Vault state now (an accepted HTTP trigger, an event)."""
+        """Look at one target's Vault state now (an accepted HTTP trigger, an event). On a standby
+        the flag the trigger set in the store is the message: the leader's next pass serves it."""
+        if not self.leading:
+            log.info("%s: left to the leader: it serves the flag at its next reconcile pass", name,
+                     extra={"target": name, "replica": self.replica})
+            return False
         return self.reconciler.wake(name)
 
     def set_foreign(self, name: str, problem: str | None) -> None:
@@ -307,7 +421,7 @@ class RotationDaemon:
     # -- the job -------------------------------------------------------------------------------
     def _run_target(self, name: str, reason: str = "schedule", only_if_version: Any = None,
                     requests: tuple[str, ...] = ()) -> None:
-        if self._stopping.is_set():
+        if self._stopping.is_set() or not self.leading:
             return
         with self._lock:
             config, engine = self.config, self.engine
@@ -347,7 +461,7 @@ class RotationDaemon:
         with self._lock:
             config, engine = self.config, self.engine
         for target in config.targets:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self.leading:
                 return
             result = engine.sweep(target)
             self.metrics.observe_sweep(result)
@@ -361,6 +475,8 @@ class RotationDaemon:
     def _keep_auth_alive(self) -> None:
         with self._lock:
             backends = dict(self.config.backends)
+        if self._lease_store is not None and all(b is not self._lease_store for b in backends.values()):
+            backends["daemon.leader"] = self._lease_store  # the first config's, after a reload
         self.contacts.keep_auth_alive(backends, min_ttl=int(self.auth_check_interval * 2) + 5)
 
     def _probe_contacts(self) -> None:
@@ -375,7 +491,8 @@ class RotationDaemon:
             config = self.config
         ok, contacts = self.contacts.all_ok([JFROG] + [backend_contact(n) for n in config.backends])
         ok = ok and not self._stopping.is_set()
-        return ok, {"ready": ok, "config": str(config.source), "contacts": contacts}
+        leader = self.leadership.describe() if self.leadership else {"replica": self.replica, "leading": True}
+        return ok, {"ready": ok, "config": str(config.source), "contacts": contacts, "leader": leader}
 
     def status(self) -> list[dict[str, Any]]:
         """One entry per target: the store's state, the daemon's own errors, the next run."""

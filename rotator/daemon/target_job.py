@@ -133,7 +133,10 @@ class TargetJob:
         observe_status(self.metrics, target, after)
         if after.state == "out-of-sync":  # the store still says so: look again after a pause, not at once
             return datetime.now(timezone.utc) + timedelta(seconds=RETRY_BASE)
-        return next_run(target, after, datetime.now(timezone.utc), self.rng)
+        planned = next_run(target, after, datetime.now(timezone.utc), self.rng)
+        if result.outcome == "skipped":  # another replica claimed it (or leads): look again, not at once
+            return max(planned, now + timedelta(seconds=RETRY_BASE))
+        return planned
 
     @staticmethod
     def _delete_requests(config: Config, target: Target, requests: tuple[str, ...]) -> None:

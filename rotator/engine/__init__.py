@@ -7,12 +7,14 @@ per Secrets Manager step. See docs/architecture.md ("One rotation").
 from rotator.engine.current import AdminCredential, Current, Minted
 from rotator.engine.records import AfterNextRotation, Overlap, RetirePolicy, next_record, rotation_metadata
 from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
-from rotator.engine.rotation import Engine
+from rotator.engine.rotation import BeforeMint, Engine, Fence
 from rotator.engine.steps import RotationSteps
 
 __all__ = [
     "AdminCredential",
     "AfterNextRotation",
+    "BeforeMint",
+    "Fence",
     "Current",
     "Engine",
     "Minted",

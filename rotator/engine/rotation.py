@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import rotator.engine.outputs as outputs
+from backends.base import BackendError
 from rotator.core.record import SecretRecord
 from rotator.core.redact import scrub
 from rotator.core.target import Target
@@ -30,19 +32,43 @@ from rotator.engine.steps import RotationSteps
 
 log = logging.getLogger("rotator.engine")
 
+#: Called as ``before_mint(target, current, rotation_id)`` right before MINT, after READ decided a
+#: token is needed: ``None`` to go on, or why this rotation must mint nothing (the outcome is then
+#: ``skipped``, with the reason as a warning). It may raise :class:`RotationError` (a failure). The
+#: daemon's replicas use it to check their lease and claim the target (docs/daemon.md).
+BeforeMint = Callable[[Target, Current, str], "str | None"]
+
+#: Called as ``fence()`` before a fan-out target's outputs are written from what READ found (a
+#: sync): ``None`` to go on, or why this process must write nothing now (a replica that lost the
+#: lease while paused would otherwise copy a token read before the pause). May raise
+#: :class:`BackendError`. The daemon's replicas pass their lease check (docs/daemon.md).
+Fence = Callable[[], "str | None"]
+
 
 class Engine(RotationSteps):
     """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
     token per request, so one kept-alive session serves everything. ``persistency_threshold`` is
     the platform's (``jfrog.persistency_threshold``): a replaced token shorter than it cannot be
-    revoked, so it is not listed in ``retired``."""
+    revoked, so it is not listed in ``retired``. ``before_mint``: see :data:`BeforeMint`; ``fence``:
+    see :data:`Fence`."""
 
     def __init__(self, *, step_hook: StepHook | None = None, persistency_threshold: int = PERSISTENCY_THRESHOLD,
-                 **steps: Any) -> None:
+                 before_mint: BeforeMint | None = None, fence: Fence | None = None, **steps: Any) -> None:
         super().__init__(**steps)
         self.step_hook = step_hook
         self.persistency_threshold = persistency_threshold
+        self.before_mint = before_mint
+        self.fence = fence
+
+    def _fenced(self, target: Target) -> str | None:
+        """Why this process must write no output now (see :data:`Fence`), or ``None``."""
+        if self.fence is None:
+            return None
+        try:
+            return self.fence()
+        except BackendError as exc:
+            raise RotationError(target.name, RotationStep.OUTPUTS, f"cannot check the leader lease: {exc}") from None
 
     def rotate(self, target: Target, *, reason: str = "manual", dry_run: bool = False,
                rotation_id: str | None = None, only_if_version: Any = None) -> RotationResult:
@@ -92,11 +118,22 @@ class Engine(RotationSteps):
                                                token_id=holds), *outputs.report(views, current.record)]
             return
         if views and current.record is not None:  # finish what an earlier rotation left, before anything else
+            refused = self._fenced(target)
+            if refused:
+                result.outcome = "skipped"  # nothing written: this replica does not lead any more
+                result.warnings.append(refused)
+                return
             current = self._sync(target, current, views, result)
 
         policy = Overlap(target.overlap, self.persistency_threshold)
         self.check_room(target, current.record, current.found, policy, reason=result.reason)
         self._hook(RotationStep.MINT, "before", rid)
+        if self.before_mint is not None:
+            refused = self.before_mint(target, current, rid)
+            if refused:
+                result.outcome = "skipped"  # nothing minted: another replica leads, or claimed it
+                result.warnings.append(refused)
+                return
         minted = self.mint(target, current.record, rid)
         result.strategy, result.token_id = minted.strategy, minted.token.token_id
         self._hook(RotationStep.MINT, "after", rid)
@@ -206,8 +243,12 @@ class Engine(RotationSteps):
             if current.repaired:
                 result.warnings.append(current.repaired)
             views = outputs.read_outputs(self, target)
+            refused = self._fenced(target) if current.record is not None else None
             if current.record is None:
                 result.outcome = "skipped"  # no token yet: the first rotation writes every output
+            elif refused:
+                result.outcome = "skipped"  # nothing written: this replica does not lead any more
+                result.warnings.append(refused)
             else:
                 self._sync(target, current, views, result, report_all=True)
                 result.token_id, result.generation = current.record.token_id, current.record.generation
@@ -242,6 +283,10 @@ class Engine(RotationSteps):
                 sync = RotationResult(target=target.name, rotation_id=str(uuid.uuid4()), outcome="synced",
                                       reason="sweep")
                 try:
+                    refused = self._fenced(target)
+                    if refused:  # a sweep that may not write the outputs revokes nothing either
+                        log.info("%s: sweep skipped: %s", target.name, refused, extra={"target": target.name})
+                        return result
                     current = self._sync(target, current, views, sync)
                 except RotationError as exc:
                     result.errors.append(str(exc))

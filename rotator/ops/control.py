@@ -49,7 +49,10 @@ class DaemonControl(Protocol):
 
     def reconcile_now(self, name: str) -> bool:
         """Look at one target's Vault state now (an accepted HTTP trigger, an event); False when it
-        is not a target in a store that takes rotation requests."""
+        is not a target in a store that takes rotation requests, or this replica is a standby."""
+
+    def is_leader(self) -> bool:
+        """Whether this replica does the work now (it holds the leader lease, or there is none)."""
 
     def set_foreign(self, name: str, problem: str | None) -> None:
         """Mark (or clear) a target whose current value was written by hand and cannot be adopted."""

@@ -32,6 +32,8 @@ class Metrics:
                                     "target's current token, 0 while it is behind (the next run writes it)",
                                     ["target", "output"], registry=self.registry)
         self._outputs: dict[str, set[str]] = {}  # target -> its output series, to forget them
+        self.leader = Gauge("jfrog_rotator_leader", "1 while this replica does the work: it holds the leader "
+                            "lease, or daemon.leader is off", ["replica"], registry=self.registry)
         self.sweep_revocations = Counter("jfrog_rotator_sweep_revocations",
                                          "Tokens revoked by sweeps (retired after their overlap, and orphans)",
                                          registry=self.registry)

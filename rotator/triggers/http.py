@@ -4,9 +4,10 @@ The caller presents ``X-Vault-Token``. The daemon asks Vault what *that* token m
 target's metadata path (``sys/capabilities-self``, as the caller) and accepts only ``patch``,
 ``update``, ``sudo`` or ``root``; it then sets the ``rotate_requested`` flag with the caller's
 own token, so the request is recorded in Vault (and its audit log) under the caller's name, and
-wakes the reconcile loop for that target. The daemon never uses its own rights to decide for a
-caller. Answers: 202 accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a
-Vault KV v2 target, 429 too soon after the last accepted trigger, 502 Vault failed.
+wakes the reconcile loop for that target (on a standby replica the flag alone reaches the leader,
+at its next pass). The daemon never uses its own rights to decide for a caller. Answers: 202
+accepted, 401 no token, 403 not allowed, 404 unknown target, 409 not a Vault KV v2 target, 429
+too soon after the last accepted trigger, 502 Vault failed.
 """
 
 from __future__ import annotations
@@ -90,8 +91,12 @@ def mount_trigger_route(server: OpsServer, daemon: DaemonControl, limit: RateLim
             return Response.json(502, {"error": "Vault refused or failed to record the request"})
         limit.note(name)
         log.info("trigger %s accepted from %s", name, requested_by, extra={"target": name, "reason": reason})
-        threading.Thread(target=daemon.reconcile_now, args=(name,), name=f"wake-{name}", daemon=True).start()
-        return Response.json(202, {"accepted": True, "target": name, "requested_by": requested_by})
+        # A standby does not wake itself: the flag just set in the store is what the leader serves.
+        leader = daemon.is_leader()
+        if leader:
+            threading.Thread(target=daemon.reconcile_now, args=(name,), name=f"wake-{name}", daemon=True).start()
+        return Response.json(202, {"accepted": True, "target": name, "requested_by": requested_by,
+                                   "served_by": "this replica" if leader else "the leader, at its next reconcile pass"})
 
     server.route("POST", PREFIX, trigger, prefix=True)
 

@@ -92,6 +92,13 @@ class VaultReconciler:
                                            jitter=interval / 10, args=[name], name=f"reconcile {name}")
             self._installed = set(wanted)
 
+    def uninstall(self) -> None:
+        """Remove every reconcile job (a replica that stopped leading)."""
+        with self._lock:
+            for name in self._installed:
+                self._remove(name)
+            self._installed = set()
+
     def _remove(self, name: str) -> None:
         self.daemon.unschedule(f"reconcile:{name}")
 

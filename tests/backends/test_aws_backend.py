@@ -460,8 +460,8 @@ def test_import_pulls_in_no_hvac_yaml_apscheduler_or_engine():
     loaded = {m for m in modules_after_import("backends.aws_secretsmanager")
               if m.split(".")[0] in ("hvac", "yaml", "apscheduler", "rotator", "backends")}
     assert loaded <= {"backends", "backends.base", "backends.aws_secretsmanager",
-                      "backends.aws_secretsmanager.staging", "backends.aws_secretsmanager.tags",
-                      "backends.aws_secretsmanager.transport",
+                      "backends.aws_secretsmanager.coordination", "backends.aws_secretsmanager.staging",
+                      "backends.aws_secretsmanager.tags", "backends.aws_secretsmanager.transport",
                       "rotator", "rotator.core", "rotator.core.options", "rotator.core.record", "rotator.core.redact",
                       "rotator.core.tags"}, loaded
 

@@ -319,3 +319,27 @@ def test_metadata_that_lists_other_pending_outputs_than_the_record_is_repaired(f
         assert any("as pending" in w for w in synced.warnings), synced.warnings
     status = target_status(stores, fan_target)
     assert status.state == "ok" and [o.state for o in status.outputs] == ["in-sync"] * 4
+
+
+def test_a_replica_that_lost_the_lease_writes_no_output_and_mints_nothing(fan_engine, fan_target, others, users):
+    """The daemon's fence (its lease check) is asked before a sync copies what READ found to the
+    outputs: a replica paused past its lease must not copy a token read before the pause."""
+    first = fan_engine().rotate(fan_target)
+    with pytest.raises(Crash):  # the primary moved on; every other output still holds the first token
+        fan_engine(hook=crash_at_output(1)).rotate(fan_target)
+    aws = fan_target.outputs[0]
+    behind = aws_token(others, aws.path)
+    assert behind != primary_record(fan_engine(), fan_target).access_token
+    fenced = fan_engine()
+    fenced.fence = lambda: "not the leader any more: the lease is held by r2"
+    mints = users.mint_count
+
+    for result in (fenced.rotate(fan_target, reason="schedule"), fenced.sync_outputs(fan_target)):
+        assert result.outcome == "skipped", result.error
+        assert "not the leader any more" in " ".join(result.warnings)
+    swept = fenced.sweep(fan_target)
+    assert swept.retired_revoked == [] and swept.orphans_revoked == []
+    assert users.mint_count == mints and aws_token(others, aws.path) == behind
+    assert users.is_token_active(first.token_id)
+    assert fan_engine().sync_outputs(fan_target).outcome == "synced"  # the leader's next run catches up
+    assert aws_token(others, aws.path) == primary_record(fan_engine(), fan_target).access_token
