@@ -30,6 +30,12 @@ path "secret/metadata/jfrog-rotator/leader" {
   capabilities = ["read"]
 }
 
+# The replicas' per-rotation claims (daemon.leader): before it mints, the leader writes
+# jfrog-rotator-claims/<target path> with compare-and-set, naming the version it read.
+path "secret/data/jfrog-rotator-claims/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # Vault Enterprise event notifications (backend option events: true). On OpenBao and Vault
 # Community the subscription answers 404 and the daemon switches the listener off; Vault
 # Enterprise also needs deploy/vault/jfrog-rotator-daemon-events-enterprise.hcl.
