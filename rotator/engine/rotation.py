@@ -2,9 +2,12 @@
 
     READ    the current record and its version (metadata that disagrees with it is repaired)
     MINT    a new token (recreate: admin mints; refresh: refresh grant; self: the token mints its successor)
-    VERIFY  GET /tokens/me with the new token (briefly retried)
-    STORE   compare-and-set write of the new record, which lists the previous token in ``retired``
-    RETIRE  revoke retired tokens that are due (overlap 0: the previous one, right away)
+    VERIFY  GET /tokens/me with the new token (briefly retried); then the retired tokens already
+            due are revoked, so the record written leaves them out
+    STORE   compare-and-set write of the new record, which lists the previous token in ``retired``:
+            the one write of the rotation (one version of the secret)
+    RETIRE  overlap 0: revoke the previous token right away; the metadata says it is done, and the
+            next rotation's write drops it from the record
 
 Invariants (docs/architecture.md): the store always holds a token that works; a token we minted
 is stored, listed in ``retired`` or revoked; a crash at any step converges on the next rotate +
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rotator.core.target import Target
@@ -90,7 +94,13 @@ class Engine(RotationSteps):
             self._hook(RotationStep.VERIFY, "before", rid)
             self.verify(target, minted.token)
             self._hook(RotationStep.VERIFY, "after", rid)
-            record = self.build_record(target, current.record, minted, Overlap(target.overlap, self.persistency_threshold))
+            # Retired tokens already due go now, so the record written leaves them out: one write
+            # per rotation. A revocation that fails keeps its entry (a sweep retries it).
+            previous = self.pending_retired(current)
+            if previous is not None:
+                result.revoked, done = self.revoke_due(target, previous, [])
+                previous = previous.without_retired(done)
+            record = self.build_record(target, previous, minted, Overlap(target.overlap, self.persistency_threshold))
         except BaseException:
             self.discard(target, minted.token, "it failed verification")
             raise
@@ -105,15 +115,17 @@ class Engine(RotationSteps):
         self._hook(RotationStep.STORE, "after", rid)
 
         self._hook(RotationStep.RETIRE, "before", rid)
-        revoked, done = self.revoke_due(target, record, [])
+        carried = {r.token_id for r in previous.retired} if previous is not None else set()
+        revoked, done = self.revoke_due(target, record.without_retired(carried), [])  # overlap 0: the one replaced
         if done:
             self.drop_retired(target, current, record, version, done)
-        result.revoked = revoked
+        result.revoked += revoked
         self._hook(RotationStep.RETIRE, "after", rid)
 
-    def sweep(self, target: Target) -> SweepResult:
+    def sweep(self, target: Target, *, listed: Sequence[Mapping[str, Any]] | None = None) -> SweepResult:
         """Revoke retired tokens that are due, and live tokens tagged for this target that the
-        store does not know (orphans of a crash), once they are older than ``orphan_grace``."""
+        store does not know (orphans of a crash), once they are older than ``orphan_grace``.
+        ``listed``: the target's tokens from a list made for a whole sweep."""
         result = SweepResult(target.name)
         try:
             current = self.read(target)
@@ -121,15 +133,16 @@ class Engine(RotationSteps):
             result.errors.append(str(exc))
             return result
         result.repaired = current.repaired
-        record = current.record
+        record = self.pending_retired(current)
         if record is not None:
             revoked, done = self.revoke_due(target, record, result.errors)
             if done:
                 self.drop_retired(target, current, record, current.version, done)
             result.retired_revoked = revoked
-        result.orphans_revoked = self.sweep_orphans(target, record, result.errors)
+        result.orphans_revoked = self.sweep_orphans(target, current.record, result.errors, listed=listed)
         return result
 
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:
         if self.step_hook is not None:
             self.step_hook(step, when, rid)
+

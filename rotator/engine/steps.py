@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,7 +31,7 @@ from rotator.core.token_spec import SpecError
 from rotator.engine.current import AdminCredential, Current, Minted, repair_metadata
 from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.reading import read_current
-from rotator.engine.records import RetirePolicy, next_record, rotation_metadata
+from rotator.engine.records import RetirePolicy, next_record, revoked_per_metadata, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
@@ -270,37 +270,55 @@ class RotationSteps:
             return self.admin.token()
         return record.access_token if record else None
 
+    def pending_retired(self, current: Current) -> SecretRecord | None:
+        """The current record without the retired entries its metadata says are done already
+        (revoked by an earlier RETIRE or sweep; :func:`~rotator.engine.records.revoked_per_metadata`)."""
+        record = current.record
+        if record is None or not record.retired:
+            return record
+        done = revoked_per_metadata(record, current.stored.metadata)
+        return record.without_retired(done) if done else record
+
     def revoke_due(self, target: Target, record: SecretRecord, errors: list[str]) -> tuple[list[str], set[str]]:
-        """Revoke the retired tokens whose ``revoke_after`` has come. Returns the ids revoked and
-        the ids that are done (revoked, or expired already: nothing left to revoke)."""
+        """Revoke the retired tokens whose ``revoke_after`` has come. Returns the ids revoked now
+        and the ids that are done (revoked now, gone already or expired: nothing left to revoke)."""
         now = self.clock()
         revoked: list[str] = []
         done: set[str] = set()
+        due = [r for r in record.retired if r.revoke_after <= now]
+        if not due:
+            return revoked, done
         try:
             credential = self.credential_for(record)
         except JFrogError as exc:  # a minting credential read when needed: the next sweep retries
             errors.append(f"{target.name}: {exc}")
             return revoked, done
-        for retired in record.retired:
-            if retired.revoke_after > now:
-                continue
+        for retired in due:
             if retired.expires_at is not None and retired.expires_at <= now:
                 done.add(retired.token_id)
-            elif self.revoke(target, retired.token_id, credential, errors):
-                revoked.append(retired.token_id)
+                continue
+            outcome = self.revoke(target, retired.token_id, credential, errors)
+            if outcome is not None:
                 done.add(retired.token_id)
+            if outcome:
+                revoked.append(retired.token_id)
         return revoked, done
 
     def drop_retired(self, target: Target, current: Current, record: SecretRecord, version: Any,
                      done: set[str]) -> None:
-        """Rewrite the record without the ``done`` entries (CAS on ``version``); for a document,
-        whose bookkeeping is in the metadata, only the metadata changes."""
+        """Say that the ``done`` entries of ``record`` need nothing more.
+
+        Where the store keeps metadata apart from the value (Vault KV v2, AWS) and for a document
+        (its bookkeeping is the metadata), only the metadata changes: the record keeps the entries
+        until the next rotation's own write leaves them out, so a rotation is one version of the
+        secret. The file store and a KV v1 mount keep no versions, and their metadata lives in the
+        record anyway: the record is rewritten without them (compare-and-set on ``version``)."""
         backend = current.backend
         remaining = record.without_retired(done)
-        if not keeps_record(target, current.found):
+        if backend.metadata_without_secret or not keeps_record(target, current.found):
             try:
                 backend.patch_metadata(target.path, remaining.metadata())
-            except BackendError as exc:
+            except BackendError as exc:  # the next RETIRE or sweep revokes them again (JFrog answers 204)
                 log.warning("%s: revoked retired token(s) but could not update the metadata: %s", target.name, exc)
             return
         try:
@@ -310,10 +328,11 @@ class RotationSteps:
             log.warning("%s: revoked retired token(s) but could not update the record: %s", target.name, exc)
 
     def sweep_orphans(self, target: Target, record: SecretRecord | None, errors: list[str], *,
-                      this_rotation: str | None = None) -> list[str]:
+                      this_rotation: str | None = None, listed: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
         crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
-        minting and was run again) at once."""
+        minting and was run again) at once. ``listed``: the target's tokens from a list made for a
+        whole sweep (``Engine.sweep_all``) instead of a list call of its own."""
         try:
             credential = self.credential_for(record)
         except JFrogError as exc:
@@ -321,11 +340,14 @@ class RotationSteps:
             return []
         if self.admin is None and credential is None:
             return []
-        try:
-            tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
-        except JFrogError as exc:
-            errors.append(f"{target.name}: list tokens: {exc}")
-            return []
+        if listed is not None:
+            tokens = list(listed)
+        else:
+            try:
+                tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
+            except JFrogError as exc:
+                errors.append(f"{target.name}: list tokens: {exc}")
+                return []
         known = set()
         if record is not None:
             known.add(record.token_id)
@@ -345,15 +367,16 @@ class RotationSteps:
                 revoked.append(token_id)
         return revoked
 
-    def revoke(self, target: Target, token_id: str, credential: str | None, errors: list[str]) -> bool:
+    def revoke(self, target: Target, token_id: str, credential: str | None, errors: list[str]) -> bool | None:
+        """``DELETE /tokens/{id}``: True when revoked now, False when JFrog no longer had it (204),
+        ``None`` when the call failed (logged and added to ``errors``)."""
         try:
-            self.jfrog.revoke_token(token_id, token=credential)
-            return True
+            return self.jfrog.revoke_token(token_id, token=credential)
         except JFrogError as exc:
             message = f"{target.name}: revoke {token_id}: {exc}"
             log.warning("%s", message)
             errors.append(message)
-            return False
+            return None
 
     def discard(self, target: Target, minted: TokenResponse, why: str) -> bool:
         """Revoke a token that was minted but will not be stored (with itself when there is no
