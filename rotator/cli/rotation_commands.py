@@ -47,9 +47,12 @@ def register_rotation_commands(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep", help="revoke due retired tokens and orphans",
         description="Revoke retired tokens whose overlap is over, and live tokens tagged for a target that its "
-        "store does not know (left by a crash), once older than the target's orphan_grace.")
+        "store does not know (left by a crash), once older than the target's orphan_grace. One JFrog call lists "
+        "the tagged tokens of every target; a target's store is read only when that list shows work for it. "
+        "Targets named on the command line are read whatever the list shows.")
     add_config_flag(sweep)
-    sweep.add_argument("targets", nargs="*", metavar="TARGET")
+    sweep.add_argument("targets", nargs="*", metavar="TARGET", help="target names (default: every target)")
+    sweep.add_argument("--all", action="store_true", help="sweep every target of the config (the default)")
     sweep.add_argument("--format", choices=("text", "json"), default="text")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -185,10 +188,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rotator.config import load_config
     from rotator.config.wiring import build_engine
 
+    if args.all and args.targets:
+        raise UsageError("give target names or --all, not both")
     config = load_config(args.config)
     try:
+        targets = _selected(config, args.targets)
         engine = build_engine(config)
-        results = [engine.sweep(t) for t in _selected(config, args.targets)]
+        results = engine.sweep_all(targets, read_all=bool(args.targets))
         engine.jfrog.close()
     finally:
         config.close()

@@ -20,6 +20,12 @@ def description_filter(target: str) -> str:
     return f"{TAG_PREFIX}:{target}:*"
 
 
+def fleet_filter() -> str:
+    """The ``GET /tokens?description=`` pattern that matches every token the rotator minted (one
+    list for a whole sweep; JFrog matches a trailing ``*`` only)."""
+    return f"{TAG_PREFIX}:*"
+
+
 def tag_target(description: str | None) -> str | None:
     """The target name of a token description starting with our tag, else ``None``."""
     if not description:

@@ -19,13 +19,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from backends.base import LocalStore
+from rotator.core.tags import fleet_filter, tag_target
 from rotator.core.target import Target
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
 from rotator.engine.steps import RotationSteps
+from rotator.jfrog.errors import JFrogError
 
 log = logging.getLogger("rotator.engine")
 
@@ -125,7 +128,7 @@ class Engine(RotationSteps):
     def sweep(self, target: Target, *, listed: Sequence[Mapping[str, Any]] | None = None) -> SweepResult:
         """Revoke retired tokens that are due, and live tokens tagged for this target that the
         store does not know (orphans of a crash), once they are older than ``orphan_grace``.
-        ``listed``: the target's tokens from a list made for a whole sweep."""
+        ``listed``: the target's tokens from the list of :meth:`sweep_all`."""
         result = SweepResult(target.name)
         try:
             current = self.read(target)
@@ -142,7 +145,57 @@ class Engine(RotationSteps):
         result.orphans_revoked = self.sweep_orphans(target, current.record, result.errors, listed=listed)
         return result
 
+    def sweep_all(self, targets: Sequence[Target], *, read_all: bool = False,
+                  stopping: Callable[[], bool] = lambda: False) -> list[SweepResult]:
+        """Sweep many targets with one list call: ``GET /access/api/v1/tokens?description=jfrog-rotator:*``
+        (https://jfrog.com/help/r/jfrog-rest-apis/get-tokens), grouped by target.
+
+        A target's store is read only when the list shows work for it (:meth:`needs_read`), or
+        when it is a local store (cheap to read), or with ``read_all``. Without an admin
+        credential each target's own token lists its own tokens: one sweep per target, as
+        :meth:`sweep`. ``stopping`` is asked before each target (a daemon shutting down)."""
+        if self.admin is None:
+            return [self.sweep(t) for t in _until(targets, stopping)]
+        try:
+            tokens = self.jfrog.list_tokens(description=fleet_filter(), token=self.admin.token())
+        except JFrogError as exc:
+            return [SweepResult(t.name, errors=[f"{t.name}: list tokens: {exc}"]) for t in targets]
+        by_target: dict[str, list[Mapping[str, Any]]] = {}
+        for token in tokens:
+            name = tag_target(token.get("description"))
+            if name is not None:
+                by_target.setdefault(name, []).append(token)
+        results = []
+        for target in _until(targets, stopping):
+            listed = by_target.get(target.name, [])
+            local = isinstance(self.backends.get(target.backend), LocalStore)
+            if read_all or local or self.needs_read(target, listed):
+                results.append(self.sweep(target, listed=listed))
+            else:
+                results.append(SweepResult(target.name))
+        return results
+
+    def needs_read(self, target: Target, listed: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the tokens JFrog lists for ``target`` may hold work for a sweep.
+
+        A stored token minted by the rotator is tagged, so JFrog lists it: a second live token
+        tagged for the target is a retired one or an orphan, and only the store tells which (and
+        whether it is due). One token is the stored one, unless the target's tokens live shorter
+        than the persistency threshold (JFrog lists none of them: the one listed is then not the
+        stored token). No token: nothing JFrog could revoke.
+        """
+        if len(listed) != 1:
+            return len(listed) > 1
+        expiry = target.token.expiry
+        return bool(expiry) and 0 < self.persistency_threshold and expiry < self.persistency_threshold
+
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:
         if self.step_hook is not None:
             self.step_hook(step, when, rid)
 
+
+def _until(targets: Sequence[Target], stopping: Callable[[], bool]) -> Iterator[Target]:
+    for target in targets:
+        if stopping():
+            return
+        yield target
