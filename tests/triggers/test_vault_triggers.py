@@ -14,9 +14,9 @@ import requests
 
 from rotator.cli import run
 from rotator.config import load_config
-from rotator.core.record import SecretRecord
 from rotator.triggers.reconcile import VaultReconciler
 from tests.fixtures.daemon import bootstrap, wait_until
+from tests.fixtures.stores import still_known
 from tests.fixtures.vault_root import current, metadata, root_client
 
 
@@ -179,10 +179,14 @@ def test_two_daemons_serve_one_request_once(vault_setup, start_daemon, openbao, 
     assert not [a for d, n in started.items() for a in d.reconciler.asked if a[0] > n], \
         "a served request is not asked for again"
     assert generation(openbao, vault_setup.path) == 2
-    record = SecretRecord.from_json(current(openbao, vault_setup.path))
     assert run(["sweep", "-c", str(config)]) == 0
-    known = {record.token_id} | {r.token_id for r in record.retired}
+    loaded = load_config(config)
+    try:
+        known = still_known(loaded.backends["vault-main"], vault_setup.path)
+    finally:
+        loaded.close()
     assert daemon_env.live_token_count(description_prefix="jfrog-rotator:alpha:") == len(known)
+    assert all(daemon_env.is_token_active(token_id) for token_id in known)
     assert first.status()[0]["generation"] == second.status()[0]["generation"] == 2
 
 
