@@ -60,6 +60,17 @@ def test_rotate_all_prints_one_line_per_target(env, tmp_path, capsys):
         assert env.authenticates(record(tmp_path, name).access_token)
 
 
+def test_parallel_rotation_prints_results_in_the_configs_order(env, tmp_path, capsys):
+    names = [f"t{i}" for i in range(6)]
+    targets = "".join(f"- {{name: {n}, backend: local, token: {{username: ci, expiry: 7d}}}}\n" for n in names)
+    cfg = config_file(tmp_path, env, FILE_BACKEND, targets)
+    env.inject_fault("/access/api/v1/tokens/me", method="GET", status=None, stall=0.5)  # the first to verify is last
+    assert run(["rotate", "-c", str(cfg), "--all", "--parallel", "8"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == names
+    assert run(["rotate", "-c", str(cfg), "--all", "--parallel", "8", "--format", "json"]) == 0
+    assert [r["target"] for r in json.loads(capsys.readouterr().out)] == names
+
+
 def test_files_are_private(env, tmp_path, capsys):
     cfg = config_file(tmp_path, env, FILE_BACKEND, TWO_TARGETS)
     run(["rotate", "-c", str(cfg), "ci"])

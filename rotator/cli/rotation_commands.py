@@ -30,7 +30,8 @@ def register_rotation_commands(commands: Any) -> None:
     rotate.add_argument("targets", nargs="*", metavar="TARGET", help="target names (or --all)")
     rotate.add_argument("--all", action="store_true", help="rotate every target of the config")
     rotate.add_argument("--dry-run", action="store_true", help="read and plan only: mint nothing, write nothing")
-    rotate.add_argument("--parallel", type=int, default=1, metavar="N", help="rotate N targets at a time (default 1)")
+    rotate.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="rotate N targets at a time (default 1); results are printed in the config's order")
     rotate.add_argument("--reason", default="manual", help="recorded as last_reason in the store's metadata")
     rotate.add_argument("--format", choices=("text", "json"), default="text")
     rotate.set_defaults(handler=_cmd_rotate)
@@ -88,12 +89,14 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
             result = engine.rotate(target, reason=args.reason, dry_run=args.dry_run)
             if progress:
                 progress.advance(result)
-            elif args.format == "text":
-                print(_rotation_line(result), flush=True)
             return result
 
+        results = []
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            results = list(pool.map(one, targets))
+            for result in pool.map(one, targets):  # in the config's order, whichever finishes first
+                results.append(result)
+                if not progress and args.format == "text":
+                    print(_rotation_line(result), flush=True)
         if progress:
             progress.finish()
             for result in results:
