@@ -54,6 +54,8 @@ def register_rotation_commands(commands: Any) -> None:
     add_config_flag(sweep)
     sweep.add_argument("targets", nargs="*", metavar="TARGET", help="target names (default: every target)")
     sweep.add_argument("--all", action="store_true", help="sweep every target of the config (the default)")
+    sweep.add_argument("--parallel", type=int, default=8, metavar="N",
+                       help="read N stores at a time where the list shows work (default 8)")
     sweep.add_argument("--format", choices=("text", "json"), default="text")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -193,11 +195,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.all and args.targets:
         raise UsageError("give target names or --all, not both")
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
     config = load_config(args.config)
     try:
         targets = _selected(config, args.targets)
         engine = build_engine(config)
-        results = engine.sweep_all(targets, read_all=bool(args.targets))
+        results = engine.sweep_all(targets, read_all=bool(args.targets), parallel=args.parallel)
         engine.jfrog.close()
     finally:
         config.close()

@@ -346,7 +346,8 @@ class RotationDaemon:
     def _sweep_all(self) -> None:
         with self._lock:
             config, engine = self.config, self.engine
-        for result in engine.sweep_all(config.targets, stopping=self._stopping.is_set):
+        for result in engine.sweep_all(config.targets, parallel=config.daemon.max_workers,
+                                       stopping=self._stopping.is_set):
             target = config.by_name[result.target]
             self.metrics.observe_sweep(result)
             for error in result.errors:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import LocalStore
@@ -145,17 +146,19 @@ class Engine(RotationSteps):
         result.orphans_revoked = self.sweep_orphans(target, current.record, result.errors, listed=listed)
         return result
 
-    def sweep_all(self, targets: Sequence[Target], *, read_all: bool = False,
+    def sweep_all(self, targets: Sequence[Target], *, read_all: bool = False, parallel: int = 1,
                   stopping: Callable[[], bool] = lambda: False) -> list[SweepResult]:
         """Sweep many targets with one list call: ``GET /access/api/v1/tokens?description=jfrog-rotator:*``
-        (https://jfrog.com/help/r/jfrog-rest-apis/get-tokens), grouped by target.
+        (https://jfrog.com/help/r/jfrog-rest-apis/get-tokens), grouped by target. Results come in
+        the order of ``targets``.
 
         A target's store is read only when the list shows work for it (:meth:`needs_read`), or
-        when it is a local store (cheap to read), or with ``read_all``. Without an admin
-        credential each target's own token lists its own tokens: one sweep per target, as
-        :meth:`sweep`. ``stopping`` is asked before each target (a daemon shutting down)."""
+        when it is a local store (cheap to read), or with ``read_all``; ``parallel`` stores are
+        read at a time. Without an admin credential each target's own token lists its own
+        tokens: one sweep per target, as :meth:`sweep`. ``stopping`` is asked before each target
+        (a daemon shutting down): the targets left are not swept and have no result."""
         if self.admin is None:
-            return [self.sweep(t) for t in _until(targets, stopping)]
+            return self._each(targets, parallel, stopping, lambda t: self.sweep(t))
         try:
             tokens = self.jfrog.list_tokens(description=fleet_filter(), token=self.admin.token())
         except JFrogError as exc:
@@ -165,15 +168,29 @@ class Engine(RotationSteps):
             name = tag_target(token.get("description"))
             if name is not None:
                 by_target.setdefault(name, []).append(token)
-        results = []
-        for target in _until(targets, stopping):
+
+        def one(target: Target) -> SweepResult:
             listed = by_target.get(target.name, [])
             local = isinstance(self.backends.get(target.backend), LocalStore)
             if read_all or local or self.needs_read(target, listed):
-                results.append(self.sweep(target, listed=listed))
-            else:
-                results.append(SweepResult(target.name))
-        return results
+                return self.sweep(target, listed=listed)
+            return SweepResult(target.name)
+
+        return self._each(targets, parallel, stopping, one)
+
+    @staticmethod
+    def _each(targets: Sequence[Target], parallel: int, stopping: Callable[[], bool],
+              sweep: Callable[[Target], SweepResult]) -> list[SweepResult]:
+        if parallel <= 1:
+            results = []
+            for target in targets:
+                if stopping():
+                    break
+                results.append(sweep(target))
+            return results
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            swept = pool.map(lambda t: None if stopping() else sweep(t), targets)
+            return [r for r in swept if r is not None]
 
     def needs_read(self, target: Target, listed: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the tokens JFrog lists for ``target`` may hold work for a sweep.
@@ -192,10 +209,3 @@ class Engine(RotationSteps):
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:
         if self.step_hook is not None:
             self.step_hook(step, when, rid)
-
-
-def _until(targets: Sequence[Target], stopping: Callable[[], bool]) -> Iterator[Target]:
-    for target in targets:
-        if stopping():
-            return
-        yield target

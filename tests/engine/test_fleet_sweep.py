@@ -142,3 +142,24 @@ def test_without_an_admin_each_target_lists_with_its_own_token(make_engine, remo
     [result] = engine.sweep_all([selfish])
     assert result.orphans_revoked == [orphan["token_id"]]
     assert lists(users) == ["jfrog-rotator:ci:*"]
+
+
+def test_stores_are_read_in_parallel_and_results_keep_the_targets_order(make_engine, make_store, target, users):
+    engine = make_engine(make_store("vault-kv2"))
+    targets = [named(target, f"p{i}") for i in range(6)]
+    orphans = {}
+    for t in targets:
+        engine.rotate(t)
+        orphans[t.name] = users.create_token("ci", scope="applied-permissions/groups:deployers",
+                                             description=f"jfrog-rotator:{t.name}:crashed-run")["token_id"]
+    results = engine.sweep_all(targets, parallel=4)
+    assert [r.target for r in results] == [t.name for t in targets]
+    assert [r.orphans_revoked for r in results] == [[orphans[t.name]] for t in targets]
+
+
+def test_a_stopping_daemon_sweeps_no_further_target(make_engine, make_store, target, users):
+    engine = make_engine(make_store("vault-kv2"))
+    targets = [named(target, f"s{i}") for i in range(3)]
+    asked = []
+    results = engine.sweep_all(targets, stopping=lambda: asked.append(1) or len(asked) > 1)
+    assert [r.target for r in results] == ["s0"]
