@@ -14,7 +14,7 @@ server), so the figures compare:
 
 Goals: CLI >= 0.8x the floor (sequential and 8 parallel), >= 50x the naive script.
 
-    .venv/bin/python bench/rotate_many.py [--targets 300] [--parallel 8] [--naive 30]
+    .venv/bin/python bench/rotate_many.py [--targets 300] [--parallel 8] [--naive 30] [--rounds 3]
     .venv/bin/python bench/rotate_many.py --library [--counts 100,500] [--stores file,vault,aws]
 
 ``--library`` also times the engine as a library on the file store, Vault and AWS (moto) against
@@ -240,7 +240,17 @@ def bench_cli(n, servers, emulator, tmp, *, parallel, overlap):
     cli("rotate", "--all", "--parallel", "8")  # first tokens, untimed
     rotate = cli("rotate", "--all", *(["--parallel", str(parallel)] if parallel > 1 else []))
     sweep = cli("sweep", "--all")
+    revoke_all(emulator, f"jfrog-rotator:c{run_id}-*")  # untimed: the next set's sweep lists no more than this one's
     return (rotate + sweep) / n, rotate, sweep
+
+
+def revoke_all(emulator, description: str) -> None:
+    with requests.Session() as jf:
+        jf.trust_env = False
+        jf.headers["Authorization"] = f"Bearer {emulator.admin_token}"
+        listed = jf.get(f"{emulator.url}/access/api/v1/tokens", params={"description": description}, timeout=60)
+        for token in listed.json()["tokens"]:
+            jf.delete(f"{emulator.url}/access/api/v1/tokens/{token['token_id']}", timeout=30).raise_for_status()
 
 
 NAIVE = r"""
@@ -273,6 +283,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=300, help="Vault targets for the command-line runs")
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--naive", type=int, default=30, help="targets for the naive script (it is slow)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every command-line and floor run")
     parser.add_argument("--library", action="store_true", help="also the engine as a library, per store")
     parser.add_argument("--counts", default="100,500", help="with --library: target counts")
     parser.add_argument("--stores", default="file,vault,aws", help="with --library: stores")
@@ -287,27 +298,35 @@ def main() -> None:
             servers["vault"] = OpenBaoServer().start()
             if args.library and "aws" in args.stores:
                 servers["aws"] = MotoServer().start()
-            ms = {}
-            for overlap in ("", "0s"):
+            cli_ms: dict = {}
+            floor_ms: dict = {}
+            for _ in range(args.rounds):  # interleaved, so a busy moment hits every figure alike
+                for overlap in ("", "0s"):
+                    for workers in (1, par):
+                        per, rotate, sweep = bench_cli(n, servers, emulator, tmp, parallel=workers, overlap=overlap)
+                        cli_ms.setdefault((overlap, workers), []).append(per * 1000)
+                        print(f"  CLI rotate --all{f' --parallel {workers}' if workers > 1 else ''} + sweep, overlap "
+                              f"{overlap or '1h'}: {per * 1000:.2f} ms per rotation (rotate {rotate:.2f} s, "
+                              f"sweep {sweep:.2f} s)", flush=True)
                 for workers in (1, par):
-                    per, rotate, sweep = bench_cli(n, servers, emulator, tmp, parallel=workers, overlap=overlap)
-                    ms[(overlap, workers)] = per * 1000
-                    print(f"CLI rotate --all{f' --parallel {workers}' if workers > 1 else '':14} + sweep, {n} Vault "
-                          f"targets, overlap {overlap or '1h (default)':13}: {per * 1000:6.2f} ms per rotation "
-                          f"(rotate {rotate:.2f} s, sweep {sweep:.2f} s)")
-            floor = {workers: 1000 / bench_floor("vault", n, servers, emulator, tmp, workers) for workers in (1, par)}
-            for workers, value in floor.items():
-                print(f"floor, {workers} thread(s){'':21}: {value:6.2f} ms per rotation")
+                    floor_ms.setdefault(workers, []).append(1000 / bench_floor("vault", n, servers, emulator, tmp,
+                                                                               workers))
+                    print(f"  floor, {workers} thread(s): {floor_ms[workers][-1]:.2f} ms per rotation", flush=True)
             naive = 1000 / bench_naive(args.naive, servers, emulator) if args.naive else None
+            print(f"medians of {args.rounds} round(s), {n} Vault targets, ms per rotation:")
+            floor = {workers: statistics.median(v) for workers, v in floor_ms.items()}
+            for workers, value in floor.items():
+                print(f"floor, {workers} thread(s): {value:.2f}")
             if naive:
-                print(f"naive shell script, {args.naive} targets{'':12}: {naive:6.2f} ms per rotation")
-            for overlap in ("", "0s"):
-                for workers in (1, par):
-                    cli_ms = ms[(overlap, workers)]
-                    line = f"overlap {overlap or '1h':3}, {workers} at a time: CLI / floor {floor[workers] / cli_ms:.2f}x"
-                    if naive:
-                        line += f", CLI / naive {naive / cli_ms:.0f}x"
-                    print(line)
+                print(f"naive shell script ({args.naive} targets): {naive:.2f}")
+            for (overlap, workers), values in cli_ms.items():
+                value = statistics.median(values)
+                line = (f"CLI rotate --all{f' --parallel {workers}' if workers > 1 else ''} + sweep, overlap "
+                        f"{overlap or '1h (default)'}: {value:.2f}  -> CLI / floor ({workers} at a time) "
+                        f"{floor[workers] / value:.2f}x")
+                if naive:
+                    line += f", CLI / naive {naive / value:.0f}x"
+                print(line)
             if args.library:
                 library(args, servers, emulator, tmp)
         finally:
