@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import LocalStore
-from rotator.core.tags import fleet_filter, tag_target
+from rotator.core.tags import fleet_filter, tag_after_untagged, tag_target
 from rotator.core.target import Target
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import RotationError, RotationResult, RotationStep, StepHook, SweepResult
@@ -199,10 +199,13 @@ class Engine(RotationSteps):
         tagged for the target is a retired one or an orphan, and only the store tells which (and
         whether it is due). One token is the stored one, unless the target's tokens live shorter
         than the persistency threshold (JFrog lists none of them: the one listed is then not the
-        stored token). No token: nothing JFrog could revoke.
+        stored token), or its tag says the token it replaced is not tagged (adopted: only the
+        store lists it). No token: nothing JFrog could revoke.
         """
         if len(listed) != 1:
             return len(listed) > 1
+        if tag_after_untagged(listed[0].get("description")):
+            return True
         expiry = target.token.expiry
         return bool(expiry) and 0 < self.persistency_threshold and expiry < self.persistency_threshold
 

@@ -96,7 +96,10 @@ class RotationSteps:
         return target.strategy
 
     def mint(self, target: Target, current: SecretRecord | None, rotation_id: str) -> Minted:
-        """A new token, by the target's strategy (a refresh falls back to recreate when allowed)."""
+        """A new token, by the target's strategy (a refresh falls back to recreate when allowed).
+        Replacing a token the rotator did not mint (generation 0: adopted, or stored by hand), its
+        tag says so (:func:`~rotator.core.tags.description_tag`), for the sweep."""
+        after_untagged = current is not None and current.generation == 0
         if target.strategy == "refresh":
             if current and current.refresh_token:
                 try:
@@ -111,17 +114,20 @@ class RotationSteps:
             elif current is not None and not (target.fallback_to_recreate and self.has_admin):
                 raise RotationError(target.name, RotationStep.MINT,
                                     "no refresh token stored and recreating is not allowed for this target")
-            return Minted(self._create(target, rotation_id, token=None), "recreate")  # also the first token
+            return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged),
+                          "recreate")  # also the first token
         if target.strategy == "self":
             if current is not None:
-                return Minted(self._create(target, rotation_id, token=current.access_token), "self")
+                return Minted(self._create(target, rotation_id, token=current.access_token,
+                                           after_untagged=after_untagged), "self")
             if not self.has_admin:
                 raise RotationError(target.name, RotationStep.MINT,
                                     "strategy self needs a token in the store to mint its successor "
                                     "(store a first token, or configure an admin credential to bootstrap)")
-        return Minted(self._create(target, rotation_id, token=None), "recreate")
+        return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged), "recreate")
 
-    def _create(self, target: Target, rotation_id: str, *, token: str | None) -> TokenResponse:
+    def _create(self, target: Target, rotation_id: str, *, token: str | None,
+                after_untagged: bool = False) -> TokenResponse:
         if token is None:
             if self.admin is None:
                 raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
@@ -130,7 +136,8 @@ class RotationSteps:
             except JFrogError as exc:
                 raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
-            spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
+            tag = description_tag(target.name, rotation_id, after_untagged=after_untagged)
+            spec = target.token.with_description_tag(tag).validate()
         except SpecError as exc:
             raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
