@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda venv clean
+.PHONY: test lint demo bench bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda venv clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
 # Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
-bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda
 
 bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
@@ -39,6 +39,9 @@ bench-daemon: $(STAMP)
 
 bench-trigger: $(STAMP)
 	$(BIN)/python bench/trigger_latency.py
+
+bench-reconcile: $(STAMP)
+	$(BIN)/python bench/reconcile.py
 
 bench-lambda: $(STAMP)
 	$(BIN)/python bench/lambda.py
