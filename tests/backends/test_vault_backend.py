@@ -11,12 +11,14 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import urllib.parse
 import uuid
 
 import pytest
 import requests
+import trustme
 
 from backends.base import (
     BackendError,
@@ -574,7 +576,8 @@ def test_check_with_approle_contains_no_token(approle_backend):
 # -- the lean request path of the hot calls -------------------------------------------------
 class _Relay(http.server.BaseHTTPRequestHandler):
     """A loopback HTTP server in front of OpenBao: ``mode`` "redirect" answers 307 to OpenBao (a
-    standby node pointing at the active one); "proxy" is a forward proxy (absolute request URIs)."""
+    standby node pointing at the active one); "proxy" is a forward proxy (absolute request URIs);
+    "tls" terminates TLS in front of it (a reverse proxy)."""
 
     upstream = ""
     mode = "redirect"
@@ -591,7 +594,7 @@ class _Relay(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         target = urllib.parse.urlsplit(self.path)
-        assert target.scheme == "http", "a forward proxy gets absolute URIs"
+        assert (target.scheme == "http") == (self.mode == "proxy"), "only a forward proxy gets absolute URIs"
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
         with requests.Session() as upstream:
             upstream.trust_env = False  # not through the proxy (ourselves) again
@@ -613,13 +616,19 @@ class _Relay(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def relay(openbao):
+def relay(openbao, ca):
     def start(mode: str):
         handler = type("Relay", (_Relay,), {"upstream": openbao.addr, "mode": mode, "seen": []})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        scheme = "http"
+        if mode == "tls":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ca.issue_cert("127.0.0.1").configure_cert(context)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        return handler, f"http://127.0.0.1:{server.server_address[1]}"
+        return handler, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
     servers: list[http.server.ThreadingHTTPServer] = []
     yield start
@@ -657,3 +666,20 @@ def test_hot_calls_go_through_the_environments_http_proxy(backends, relay, openb
     assert f"GET {openbao.addr}/v1/secret/data/{path}" in handler.seen
     assert f"GET {openbao.addr}/v1/secret/metadata/{path}" in handler.seen
     assert f"POST {openbao.addr}/v1/secret/data/{path}" in handler.seen
+
+
+def test_hot_calls_verify_tls_with_the_configured_ca(backends, relay, ca, root_env, tmp_path):
+    handler, url = relay("tls")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    backend = backends({"type": "vault", "url": url, "kv_version": 2, "ca_cert": str(bundle),
+                        "auth": {"token_env": "TEST_BAO_TOKEN"}})
+    _round_trip(backend, unique())
+    assert any(line.startswith("GET /v1/secret/metadata/") for line in handler.seen)
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    stranger = backends({"type": "vault", "url": url, "kv_version": 2, "ca_cert": str(other),
+                         "auth": {"token_env": "TEST_BAO_TOKEN"}})
+    with pytest.raises(BackendError, match="TLS error") as info:
+        stranger.read_metadata(unique())
+    assert not isinstance(info.value, WriteOutcomeUnknown)
