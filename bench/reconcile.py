@@ -3,7 +3,7 @@
 For 1,000 and 10,000 Vault KV v2 targets (records and custom_metadata seeded straight into
 OpenBao, as the rotator writes them, none near expiry), runs the daemon's reconcile pass
 (``VaultReconciler.reconcile_backend``: one LIST of the request prefix, one metadata GET per
-target) a few times in this process and measures the CPU this process used (the daemon's share)
+target, ``READERS`` at a time) a few times in this process and measures the CPU this process used (the daemon's share)
 and OpenBao's. Beside it, in the same run, the same metadata GETs made through hvac's
 ``read_secret_metadata`` (how every hot call was made before the lean path), so the two compare.
 Goals: daemon CPU <= 0.7 ms per target per pass, a 10,000-target pass <= 10 s.
