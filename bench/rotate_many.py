@@ -217,7 +217,8 @@ def bench_floor(kind, n, servers, emulator, tmp, workers=1):
 
 def bench_cli(n, servers, emulator, tmp, *, parallel, overlap):
     """``rotate --all [--parallel P]`` then ``sweep`` as processes on n fresh Vault targets (their
-    first tokens made untimed). Returns (seconds per rotation, rotate seconds, sweep seconds)."""
+    first tokens made untimed). Returns (seconds per rotation, rotate seconds, sweep seconds, Vault
+    versions per rotation)."""
     run_id = uuid.uuid4().hex[:6]
     config = {"jfrog": {"url": emulator.url, "access_token_env": "JFROG_ADMIN_TOKEN"},
               "backends": {"vault": {"type": "vault", "url": servers["vault"].addr}},
@@ -241,7 +242,12 @@ def bench_cli(n, servers, emulator, tmp, *, parallel, overlap):
     rotate = cli("rotate", "--all", *(["--parallel", str(parallel)] if parallel > 1 else []))
     sweep = cli("sweep", "--all")
     revoke_all(emulator, f"jfrog-rotator:c{run_id}-*")  # untimed: the next set's sweep lists no more than this one's
-    return (rotate + sweep) / n, rotate, sweep
+    with requests.Session() as vs:  # two rotations (the first tokens, the timed one) and a sweep: versions kept
+        vs.trust_env = False
+        vs.headers["X-Vault-Token"] = servers["vault"].root_token
+        versions = [vs.get(f"{servers['vault'].addr}/v1/secret/metadata/cli/{run_id}/t{i}", timeout=30)
+                    .json()["data"]["current_version"] for i in range(n)]
+    return (rotate + sweep) / n, rotate, sweep, sum(versions) / (2 * n)
 
 
 def revoke_all(emulator, description: str) -> None:
@@ -303,11 +309,12 @@ def main() -> None:
             for _ in range(args.rounds):  # interleaved, so a busy moment hits every figure alike
                 for overlap in ("", "0s"):
                     for workers in (1, par):
-                        per, rotate, sweep = bench_cli(n, servers, emulator, tmp, parallel=workers, overlap=overlap)
+                        per, rotate, sweep, versions = bench_cli(n, servers, emulator, tmp, parallel=workers,
+                                                                 overlap=overlap)
                         cli_ms.setdefault((overlap, workers), []).append(per * 1000)
                         print(f"  CLI rotate --all{f' --parallel {workers}' if workers > 1 else ''} + sweep, overlap "
                               f"{overlap or '1h'}: {per * 1000:.2f} ms per rotation (rotate {rotate:.2f} s, "
-                              f"sweep {sweep:.2f} s)", flush=True)
+                              f"sweep {sweep:.2f} s); Vault versions per rotation {versions:.2f}", flush=True)
                 for workers in (1, par):
                     floor_ms.setdefault(workers, []).append(1000 / bench_floor("vault", n, servers, emulator, tmp,
                                                                                workers))
