@@ -113,6 +113,8 @@ class VaultTransport:
 
     def close(self) -> None:
         self.client.adapter.close()
+        with self._lean_lock:
+            self._lean = None  # a call after close() opens new connections, as requests would
 
 
 class LeanRequests:

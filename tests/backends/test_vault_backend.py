@@ -683,3 +683,10 @@ def test_hot_calls_verify_tls_with_the_configured_ca(backends, relay, ca, root_e
     with pytest.raises(BackendError, match="TLS error") as info:
         stranger.read_metadata(unique())
     assert not isinstance(info.value, WriteOutcomeUnknown)
+
+
+def test_a_closed_store_opens_new_connections_when_used_again(kv2):
+    path = unique()
+    kv2.write(path, record_text(), expected_version=None, metadata={}, rotation_id="r1")
+    kv2.close()
+    assert kv2.read_metadata(path)["current_version"] == "1"
