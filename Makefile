@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption bench-replicas venv clean
+.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda bench-adoption bench-replicas venv clean
 
 venv: $(STAMP)
 
@@ -52,7 +52,7 @@ demo: $(STAMP)
 	$(BIN)/jfrog-rotator demo
 
 # Benchmarks print numbers (no pass/fail); results are kept in bench/RESULTS.md. Each stops by itself.
-bench: bench-token bench-rotate bench-daemon bench-trigger bench-lambda bench-adoption bench-replicas
+bench: bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda bench-adoption bench-replicas
 
 bench-token: $(STAMP)
 	$(BIN)/python bench/token_create.py
@@ -65,6 +65,9 @@ bench-daemon: $(STAMP)
 
 bench-trigger: $(STAMP)
 	$(BIN)/python bench/trigger_latency.py
+
+bench-reconcile: $(STAMP)
+	$(BIN)/python bench/reconcile.py
 
 bench-lambda: $(STAMP)
 	$(BIN)/python bench/lambda.py

@@ -60,6 +60,17 @@ def test_rotate_all_prints_one_line_per_target(env, tmp_path, capsys):
         assert env.authenticates(record(tmp_path, name).access_token)
 
 
+def test_parallel_rotation_prints_results_in_the_configs_order(env, tmp_path, capsys):
+    names = [f"t{i}" for i in range(6)]
+    targets = "".join(f"- {{name: {n}, backend: local, token: {{username: ci, expiry: 7d}}}}\n" for n in names)
+    cfg = config_file(tmp_path, env, FILE_BACKEND, targets)
+    env.inject_fault("/access/api/v1/tokens/me", method="GET", status=None, stall=0.5)  # the first to verify is last
+    assert run(["rotate", "-c", str(cfg), "--all", "--parallel", "8"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == names
+    assert run(["rotate", "-c", str(cfg), "--all", "--parallel", "8", "--format", "json"]) == 0
+    assert [r["target"] for r in json.loads(capsys.readouterr().out)] == names
+
+
 def test_files_are_private(env, tmp_path, capsys):
     cfg = config_file(tmp_path, env, FILE_BACKEND, TWO_TARGETS)
     run(["rotate", "-c", str(cfg), "ci"])
@@ -155,6 +166,41 @@ def test_sweep_revokes_due_retired_tokens(env, tmp_path, capsys):
     assert run(["sweep", "-c", str(cfg), "ci"]) == 0
     assert capsys.readouterr().out == "ci: revoked 1 retired, 0 orphan(s)\n"
     assert not env.is_token_active(first) and record(tmp_path, "ci").retired == ()
+
+
+def test_sweep_all_lists_once_and_reads_only_targets_with_work(env, tmp_path, capsys, openbao, monkeypatch):
+    suffix = uuid.uuid4().hex[:6]
+    due, steady = f"jfrog/due-{suffix}", f"jfrog/steady-{suffix}"
+    targets = (f"- {{name: due, backend: vault-main, path: {due}, token: {{username: ci, expiry: 7d}}, overlap: 0s}}\n"
+               f"- {{name: steady, backend: vault-main, path: {steady}, token: {{username: bot, expiry: 7d}}, "
+               "overlap: 0s}\n")
+    monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
+    root_cfg = config_file(tmp_path, env, f"vault-main: {{type: vault, url: {openbao.addr}, kv_version: 2}}", targets)
+    assert run(["rotate", "-c", str(root_cfg), "--all"]) == 0
+    root = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    first = root.secrets.kv.v2.read_secret_version(due, mount_point="secret",
+                                                   raise_on_deleted_version=True)["data"]["data"]["token_id"]
+    env.inject_fault(f"/access/api/v1/tokens/{first}", method="DELETE", status=500, count=4)
+    assert run(["rotate", "-c", str(root_cfg), "--all"]) == 0  # due keeps its old token listed and live
+    # The sweep's token may read only the target with work: reading the other would fail.
+    openbao.write_policy(f"sweep-{suffix}", f'path "secret/data/{due}" {{ capabilities = ["read"] }}\n'
+                                            f'path "secret/metadata/{due}" {{ capabilities = ["read", "patch"] }}')
+    monkeypatch.setenv("VAULT_TOKEN", openbao.create_token([f"sweep-{suffix}"]))
+    env.clear_requests()
+    capsys.readouterr()
+    assert run(["sweep", "-c", str(root_cfg), "--all"]) == 0
+    assert capsys.readouterr().out == "due: revoked 1 retired, 0 orphan(s)\nsteady: revoked 0 retired, 0 orphan(s)\n"
+    assert not env.is_token_active(first)
+    assert [r.query.get("description") for r in env.requests if r.method == "GET"] == [["jfrog-rotator:*"]]
+    assert run(["sweep", "-c", str(root_cfg), "steady"]) == 1, "a named target is read whatever the list shows"
+    assert "permission denied" in capsys.readouterr().out
+
+
+def test_sweep_refuses_names_with_all(env, tmp_path, capsys):
+    cfg = config_file(tmp_path, env, FILE_BACKEND, TWO_TARGETS)
+    assert run(["sweep", "-c", str(cfg), "--all", "ci"]) == 2
+    assert "give target names or --all, not both" in capsys.readouterr().err
+    assert not any(r.path.startswith("/access/api/v1/tokens") for r in env.requests)
 
 
 def test_check_config_offline_and_online(env, tmp_path, capsys):

@@ -16,6 +16,7 @@ from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
 from rotator.engine import RotationStep
+from tests.fixtures.stores import still_known
 
 KILL_AT = textwrap.dedent("""\
     import os, signal, sys
@@ -55,11 +56,13 @@ def crash_config(request, tmp_path, emulator, monkeypatch, cli_env):
     return path
 
 
-def current_record(config_path) -> SecretRecord:
+def current_record(config_path) -> tuple[SecretRecord, set[str]]:
+    """The stored record and the token ids the rotator still answers for (:func:`still_known`)."""
     config = load_config(config_path)
     try:
         target = config.targets[0]
-        return SecretRecord.loads(config.backends[target.backend].read(target.path).text)
+        store = config.backends[target.backend]
+        return SecretRecord.loads(store.read(target.path).text), still_known(store, target.path)
     finally:
         config.close()
 
@@ -73,9 +76,8 @@ def test_kill_at_step_then_rerun_and_sweep_converge(crash_config, emulator, step
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     assert run(["rotate", "-c", str(crash_config), "--all"]) == 0
     assert run(["sweep", "-c", str(crash_config)]) == 0
-    record = current_record(crash_config)
+    record, known = current_record(crash_config)
     assert emulator.authenticates(record.access_token)
-    known = {record.token_id} | {r.token_id for r in record.retired}
     assert emulator.live_token_count(description_prefix="jfrog-rotator:ci:") == len(known)
     for token_id in known:
         assert emulator.is_token_active(token_id)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rotator.core.tags import description_tag, fleet_filter, tag_after_untagged, tag_rotation, tag_target
 from rotator.core.token_spec import (
     EXPIRY_NEGATIVE,
     EXPIRY_NOT_NUMERIC,
@@ -102,3 +103,23 @@ def test_description_tag_goes_first():
     spec = TokenSpec(description="CI deployer").with_description_tag("jfrog-rotator:ci:r1")
     assert spec.description == "jfrog-rotator:ci:r1 CI deployer"
     assert TokenSpec().with_description_tag("jfrog-rotator:ci:r1").description == "jfrog-rotator:ci:r1"
+
+
+@pytest.mark.parametrize("description, target, rotation, after_untagged", [
+    ("jfrog-rotator:ci:r1", "ci", "r1", False),
+    ("jfrog-rotator:ci:r1 CI deployer", "ci", "r1", False),
+    ("jfrog-rotator:ci:r1:after-untagged CI deployer", "ci", "r1", True),
+    ("jfrog-rotator:ci:r1:something-else", None, None, False),  # not a tag of ours
+    ("jfrog-rotator:ci", None, None, False),
+    ("rotator:ci:r1", None, None, False),
+    (None, None, None, False),
+])
+def test_description_tags_are_read_back(description, target, rotation, after_untagged):
+    assert (tag_target(description), tag_rotation(description), tag_after_untagged(description)) \
+        == (target, rotation, after_untagged)
+
+
+def test_a_tag_says_when_the_token_it_replaced_is_untagged():
+    assert description_tag("ci", "r1") == "jfrog-rotator:ci:r1"
+    assert description_tag("ci", "r1", after_untagged=True) == "jfrog-rotator:ci:r1:after-untagged"
+    assert fleet_filter() == "jfrog-rotator:*"

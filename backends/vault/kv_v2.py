@@ -22,7 +22,7 @@ from hvac.utils import format_url
 from backends.base import BackendError, MetadataNotWritten, StoredValue, Version
 from backends.inline_metadata import string_map
 from backends.vault.auth import VaultSession
-from backends.vault.transport import MERGE_PATCH, metadata_value, strip_prefix
+from backends.vault.transport import MERGE_PATCH, LeanRequests, metadata_value, strip_prefix
 
 T = TypeVar("T")
 
@@ -46,12 +46,15 @@ class KvV2:
     def read_secret_version(self, path: str) -> StoredValue:
         """``GET <mount>/data/<path>``: the current value, its version and custom_metadata.
 
+        Like the other hot calls (the metadata read, the compare-and-set write, the metadata
+        patch) it goes by :class:`~backends.vault.transport.LeanRequests`.
         https://openbao.org/api-docs/secret/kv/kv-v2/#read-secret-version
         """
-        def fn(c: hvac.Client) -> dict | None:
+        url = format_url("/v1/{0}/data/{1}", self.mount, path)
+
+        def fn(c: hvac.Client) -> Mapping | None:
             try:
-                return c.secrets.kv.v2.read_secret_version(path=path, mount_point=self.mount,
-                                                           raise_on_deleted_version=False)
+                return self._lean(c).request("GET", url)
             except hvac_exc.InvalidPath as exc:
                 # A deleted or destroyed current version answers 404 *with* its metadata; a path
                 # that never existed answers 404 without any.
@@ -73,12 +76,10 @@ class KvV2:
 
         https://openbao.org/api-docs/secret/kv/kv-v2/#create-update-secret
         """
-        def fn(c: hvac.Client) -> dict:
-            return c.secrets.kv.v2.create_or_update_secret(path=path, secret=dict(data), cas=cas,
-                                                           mount_point=self.mount)
-
-        resp = self._call(op, path, fn, write=True, caller=caller)
-        return int(resp["data"]["version"])
+        url = format_url("/v1/{0}/data/{1}", self.mount, path)
+        body = {"options": {"cas": cas}, "data": dict(data)}
+        resp = self._call(op, path, lambda c: self._lean(c).request("POST", url, body=body), write=True, caller=caller)
+        return int((resp or {})["data"]["version"])
 
     def delete_metadata_and_all_versions(self, path: str, *, op: str = "delete") -> None:
         """``DELETE <mount>/metadata/<path>``: the secret, every version and its metadata.
@@ -96,9 +97,11 @@ class KvV2:
 
         https://openbao.org/api-docs/secret/kv/kv-v2/#read-secret-metadata
         """
-        def fn(c: hvac.Client) -> dict | None:
+        url = format_url("/v1/{0}/metadata/{1}", self.mount, path)
+
+        def fn(c: hvac.Client) -> Mapping | None:
             try:
-                return c.secrets.kv.v2.read_secret_metadata(path=path, mount_point=self.mount)
+                return self._lean(c).request("GET", url)
             except hvac_exc.InvalidPath:
                 return None
 
@@ -125,8 +128,8 @@ class KvV2:
         # (merge-patch null), a long one is cut.
         body = json.dumps({"custom_metadata": {str(k): metadata_value(v) for k, v in custom_metadata.items()}})
         url = format_url("/v1/{0}/metadata/{1}", self.mount, path)
-        self._call(op, path, lambda c: c.adapter.request("PATCH", url, headers={"Content-Type": MERGE_PATCH},
-                                                          data=body), caller=caller)
+        self._call(op, path, lambda c: self._lean(c).request("PATCH", url, body=body, content_type=MERGE_PATCH),
+                   caller=caller)
 
     def list_secrets(self, path: str) -> list[str]:
         """``LIST <mount>/metadata/<path>``: the keys below ``path``, folders ending in ``/``;
@@ -165,6 +168,9 @@ class KvV2:
     # The store's read and read_metadata are these two calls.
     read = read_secret_version
     read_metadata = read_secret_metadata
+
+    def _lean(self, client: hvac.Client) -> LeanRequests:
+        return self.session.transport.lean(client)
 
     def _call(self, op: str, path: str, fn: Callable[[hvac.Client], T], *, write: bool = False,
               caller: hvac.Client | None = None) -> T:

@@ -7,15 +7,21 @@ It knows nothing of login: :class:`backends.vault.auth.VaultSession` wraps it fo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import requests
+import urllib3
 from hvac import exceptions as hvac_exc
+from hvac.utils import raise_for_error
+from requests.utils import select_proxy
+from urllib3 import exceptions as u3_exc
 
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
 from rotator.core.http_env import default_verify, pin_environment
@@ -51,6 +57,8 @@ class VaultTransport:
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login.
         self.client = self.new_client("")
+        self._lean: LeanRequests | None = None
+        self._lean_lock = threading.Lock()
 
     def new_client(self, token: str) -> hvac.Client:
         """An hvac client for this server with ``token`` (ours at login, or a caller's)."""
@@ -58,6 +66,15 @@ class VaultTransport:
                              namespace=self.namespace)
         pin_environment(client.adapter.session, self.url)
         return client
+
+    def lean(self, client: hvac.Client) -> LeanRequests:
+        """The lean request path on ``client``'s own session (kept for our client, made for a caller's)."""
+        if client is not self.client:
+            return LeanRequests(client, verify=self.tls_verify, timeout=self.timeout)
+        with self._lean_lock:
+            if self._lean is None:
+                self._lean = LeanRequests(client, verify=self.tls_verify, timeout=self.timeout)
+            return self._lean
 
     def as_caller(self, token: str) -> hvac.Client:
         """A client that acts with a caller's token (never ours); the token is registered for redaction."""
@@ -96,6 +113,91 @@ class VaultTransport:
 
     def close(self) -> None:
         self.client.adapter.close()
+        with self._lean_lock:
+            self._lean = None  # a call after close() opens new connections, as requests would
+
+
+class LeanRequests:
+    """The hot calls (metadata GET, data GET, the compare-and-set POST, metadata PATCH) sent
+    straight to the urllib3 connection pool of hvac's own ``requests`` session: the same kept-alive
+    connections, TLS settings, proxy and headers hvac would send (``X-Vault-Token`` read from the
+    client on each call, so a new login applies at once, ``X-Vault-Request``, ``X-Vault-Namespace``),
+    without the Python work hvac and ``requests`` do per call around it (bench/RESULTS.md, the
+    reconcile pass). Errors come out as hvac's (:func:`hvac.utils.raise_for_error`, as hvac raises
+    them) and ``requests``' exceptions, so :meth:`VaultTransport.error` maps them as before. A
+    redirect (a standby node pointing at the active one) is followed by hvac itself.
+    """
+
+    def __init__(self, client: hvac.Client, *, verify: bool | str, timeout: float) -> None:
+        self.client = client
+        adapter = client.adapter
+        session = adapter.session
+        base = requests.Request("GET", adapter.base_uri).prepare()
+        transport = session.get_adapter(adapter.base_uri)
+        self.pool = transport.get_connection_with_tls_context(base, verify, session.proxies, session.cert)
+        proxied = select_proxy(adapter.base_uri, session.proxies) and not adapter.base_uri.startswith("https://")
+        self.prefix = adapter.base_uri.rstrip("/") if proxied else ""  # an HTTP proxy wants the whole URL
+        self.retries = transport.max_retries
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        # What Vault needs, and no more (each header costs Python time on every call).
+        self.headers = {"User-Agent": str(session.headers.get("User-Agent", "")), "X-Vault-Request": "true"}
+        if adapter.namespace:
+            self.headers["X-Vault-Namespace"] = adapter.namespace
+
+    def request(self, method: str, path: str, *, body: Any = None,
+                content_type: str = "application/json") -> Mapping[str, Any] | None:
+        """``method path`` (``/v1/...``): the JSON answer, ``None`` for 204; hvac's error otherwise."""
+        headers = dict(self.headers)
+        if self.client.token:
+            headers["X-Vault-Token"] = self.client.token
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            headers["Content-Type"] = content_type
+        try:
+            answer = self.pool.urlopen(method, self.prefix + path, body=data, headers=headers, retries=self.retries,
+                                       redirect=False, assert_same_host=False, timeout=self.timeout,
+                                       preload_content=True)
+        except (u3_exc.HTTPError, OSError) as exc:
+            raise _as_requests_error(exc) from None
+        if answer.status in (301, 302, 303, 307, 308):
+            return self._through_hvac(method, path, data, content_type)
+        if answer.status == 204:
+            return None
+        parsed = _json_or_none(answer.data) if "json" in (answer.headers.get("Content-Type") or "") else None
+        if 200 <= answer.status < 300:
+            return parsed if isinstance(parsed, dict) else {}
+        errors = parsed.get("errors") if isinstance(parsed, dict) else None
+        text = answer.data.decode("utf-8", "replace")
+        raise_for_error(method, self.client.adapter.base_uri + path, answer.status, None if errors else text,
+                        errors=errors, text=text, json=parsed)
+        return None  # raise_for_error always raises
+
+    def _through_hvac(self, method: str, path: str, data: Any, content_type: str) -> Mapping[str, Any] | None:
+        headers = {"Content-Type": content_type} if data is not None else None
+        answer = self.client.adapter.request(method, path, headers=headers, data=data)
+        return answer if isinstance(answer, dict) else None
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _as_requests_error(exc: Exception) -> requests.RequestException:
+    """The ``requests`` exception its own adapter raises for this urllib3 or socket error."""
+    reason = exc.reason if isinstance(exc, u3_exc.MaxRetryError) and exc.reason is not None else exc
+    if isinstance(reason, u3_exc.SSLError):
+        return requests.exceptions.SSLError(reason)
+    if isinstance(reason, u3_exc.ProxyError):
+        return requests.exceptions.ProxyError(reason)
+    if isinstance(reason, u3_exc.ConnectTimeoutError) and not isinstance(reason, u3_exc.NewConnectionError):
+        return requests.exceptions.ConnectTimeout(reason)
+    if isinstance(reason, u3_exc.ReadTimeoutError):
+        return requests.exceptions.ReadTimeout(reason)
+    return requests.exceptions.ConnectionError(reason)
 
 
 # -- options --------------------------------------------------------------------------------------

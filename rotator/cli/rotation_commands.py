@@ -30,7 +30,8 @@ def register_rotation_commands(commands: Any) -> None:
     rotate.add_argument("targets", nargs="*", metavar="TARGET", help="target names (or --all)")
     rotate.add_argument("--all", action="store_true", help="rotate every target of the config")
     rotate.add_argument("--dry-run", action="store_true", help="read and plan only: mint nothing, write nothing")
-    rotate.add_argument("--parallel", type=int, default=1, metavar="N", help="rotate N targets at a time (default 1)")
+    rotate.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="rotate N targets at a time (default 1); results are printed in the config's order")
     rotate.add_argument("--reason", default="manual", help="recorded as last_reason in the store's metadata")
     rotate.add_argument("--format", choices=("text", "json"), default="text")
     rotate.set_defaults(handler=_cmd_rotate)
@@ -47,9 +48,14 @@ def register_rotation_commands(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep", help="revoke due retired tokens and orphans",
         description="Revoke retired tokens whose overlap is over, and live tokens tagged for a target that its "
-        "store does not know (left by a crash), once older than the target's orphan_grace.")
+        "store does not know (left by a crash), once older than the target's orphan_grace. One JFrog call lists "
+        "the tagged tokens of every target; a target's store is read only when that list shows work for it. "
+        "Targets named on the command line are read whatever the list shows.")
     add_config_flag(sweep)
-    sweep.add_argument("targets", nargs="*", metavar="TARGET")
+    sweep.add_argument("targets", nargs="*", metavar="TARGET", help="target names (default: every target)")
+    sweep.add_argument("--all", action="store_true", help="sweep every target of the config (the default)")
+    sweep.add_argument("--parallel", type=int, default=8, metavar="N",
+                       help="read N stores at a time where the list shows work (default 8)")
     sweep.add_argument("--format", choices=("text", "json"), default="text")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -85,12 +91,14 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
             result = engine.rotate(target, reason=args.reason, dry_run=args.dry_run)
             if progress:
                 progress.advance(result)
-            elif args.format == "text":
-                print(_rotation_line(result), flush=True)
             return result
 
+        results = []
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            results = list(pool.map(one, targets))
+            for result in pool.map(one, targets):  # in the config's order, whichever finishes first
+                results.append(result)
+                if not progress and args.format == "text":
+                    print(_rotation_line(result), flush=True)
         if progress:
             progress.finish()
             for result in results:
@@ -207,10 +215,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rotator.config import load_config
     from rotator.config.wiring import build_engine
 
+    if args.all and args.targets:
+        raise UsageError("give target names or --all, not both")
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
     config = load_config(args.config)
     try:
+        targets = _selected(config, args.targets)
         engine = build_engine(config)
-        results = [engine.sweep(t) for t in _selected(config, args.targets)]
+        results = engine.sweep_all(targets, read_all=bool(args.targets), parallel=args.parallel)
         engine.jfrog.close()
     finally:
         config.close()

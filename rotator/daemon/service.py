@@ -460,10 +460,9 @@ class RotationDaemon:
     def _sweep_all(self) -> None:
         with self._lock:
             config, engine = self.config, self.engine
-        for target in config.targets:
-            if self._stopping.is_set() or not self.leading:
-                return
-            result = engine.sweep(target)
+        for result in engine.sweep_all(config.targets, parallel=config.daemon.max_workers,
+                                       stopping=lambda: self._stopping.is_set() or not self.leading):
+            target = config.by_name[result.target]
             self.metrics.observe_sweep(result)
             for error in result.errors:
                 log.warning("sweep: %s", error, extra={"target": target.name})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from rotator.core.record import RetiredToken, SecretRecord, split_ids, utc_iso
+from rotator.core.record import RetiredToken, SecretRecord, retired_from_metadata, split_ids, utc_iso
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.jwt import decode_claims
 
@@ -195,3 +195,25 @@ def metadata_drift(record: SecretRecord, metadata: Mapping[str, str]) -> str | N
 
 def _ids(ids: tuple[str, ...]) -> str:
     return "[" + ", ".join(ids) + "]"
+
+
+def revoked_per_metadata(record: SecretRecord, metadata: Mapping[str, str]) -> set[str]:
+    """The ``retired`` entries of ``record`` that the metadata beside it says are done.
+
+    On stores that keep metadata apart from the value (Vault KV v2, AWS), revoking a retired
+    token changes only the metadata (its ``retired`` list and ``retired_count``): the record
+    keeps the entry until the next rotation's own write drops it, so a rotation writes one
+    version. This tells which entries those are: the ones the metadata no longer lists, when the
+    metadata describes this very record (same token and generation) and lists its retired tokens
+    in full (``retired_count`` matches the entries listed; a list cut for length tells nothing).
+    Anything else answers the empty set: the entries are then revoked again (JFrog answers 204).
+    """
+    if not record.retired or metadata.get("token_id") != record.token_id:
+        return set()
+    if metadata.get("generation") != str(record.generation):
+        return set()
+    listed = {entry.token_id for entry in retired_from_metadata(metadata)}
+    count = metadata.get("retired_count", "")
+    if not count.isdigit() or int(count) != len(listed):
+        return set()
+    return {r.token_id for r in record.retired} - listed

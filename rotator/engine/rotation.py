@@ -2,9 +2,12 @@
 
     READ    the current record and its version (metadata that disagrees with it is repaired)
     MINT    a new token (recreate: admin mints; refresh: refresh grant; self: the token mints its successor)
-    VERIFY  GET /tokens/me with the new token (briefly retried)
-    STORE   compare-and-set write of the new record, which lists the previous token in ``retired``
-    RETIRE  revoke retired tokens that are due (overlap 0: the previous one, right away)
+    VERIFY  GET /tokens/me with the new token (briefly retried); then the retired tokens already
+            due are revoked, so the record written leaves them out
+    STORE   compare-and-set write of the new record, which lists the previous token in ``retired``:
+            the one write of the rotation (one version of the secret)
+    RETIRE  overlap 0: revoke the previous token right away; the metadata says it is done, and the
+            next rotation's write drops it from the record
 
 Invariants (docs/architecture.md): the store always holds a token that works; a token we minted
 is stored, listed in ``retired`` or revoked; a crash at any step converges on the next rotate +
@@ -16,19 +19,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import rotator.engine.outputs as outputs
-from backends.base import BackendError
+from backends.base import BackendError, LocalStore
 from rotator.core.record import SecretRecord
 from rotator.core.redact import scrub
+from rotator.core.tags import fleet_filter, tag_after_untagged, tag_target
 from rotator.core.target import Target
 from rotator.engine.current import Current
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
 from rotator.engine.results import OutputResult, RotationError, RotationResult, RotationStep, StepHook, SweepResult
 from rotator.engine.steps import RotationSteps
+from rotator.jfrog.errors import JFrogError
 
 log = logging.getLogger("rotator.engine")
 
@@ -142,7 +148,15 @@ class Engine(RotationSteps):
             self._hook(RotationStep.VERIFY, "before", rid)
             self.verify(target, minted.token)
             self._hook(RotationStep.VERIFY, "after", rid)
-            record = self.build_record(target, current.record, minted, policy)
+            # Retired tokens already due go now, so the record written leaves them out: one write
+            # per rotation. A revocation that fails keeps its entry (a sweep retries it); a token
+            # that an output of a fan-out target still holds is kept (nothing at all when unknown).
+            previous = self.pending_retired(current)
+            held = outputs.held_tokens(views) if views else set()
+            if previous is not None and held is not None:
+                result.revoked, done = self.revoke_due(target, previous, [], keep=held)
+                previous = previous.without_retired(done)
+            record = self.build_record(target, previous, minted, policy)
             if views:
                 record = outputs.with_outputs(target, record, views, overlap=target.overlap,
                                               persistency_threshold=self.persistency_threshold, now=self.clock())
@@ -176,11 +190,12 @@ class Engine(RotationSteps):
                                            "unknown")
 
         self._hook(RotationStep.RETIRE, "before", rid)
-        if keep is not None:
-            revoked, done = self.revoke_due(target, record, [], keep=keep)
+        if keep is not None:  # overlap 0: the token just replaced (the ones carried over were handled above)
+            carried = {r.token_id for r in previous.retired} if previous is not None else set()
+            revoked, done = self.revoke_due(target, record.without_retired(carried), [], keep=keep)
             if done:
                 self.drop_retired(target, current, record, version, done)
-            result.revoked = revoked
+            result.revoked += revoked
         self._hook(RotationStep.RETIRE, "after", rid)
         if any(not o.done for o in result.outputs):
             self._outputs_failed(target, result)
@@ -266,9 +281,10 @@ class Engine(RotationSteps):
                                                    "duration": round(result.duration, 3), "step": result.step})
         return result
 
-    def sweep(self, target: Target) -> SweepResult:
+    def sweep(self, target: Target, *, listed: Sequence[Mapping[str, Any]] | None = None) -> SweepResult:
         """Revoke retired tokens that are due, and live tokens tagged for this target that the
-        store does not know (orphans of a crash), once they are older than ``orphan_grace``."""
+        store does not know (orphans of a crash), once they are older than ``orphan_grace``.
+        ``listed``: the target's tokens from the list of :meth:`sweep_all`."""
         result = SweepResult(target.name)
         try:
             current = self.read(target)
@@ -298,14 +314,78 @@ class Engine(RotationSteps):
                 result.errors.append(f"{target.name}: nothing revoked: what {outputs.unknown_outputs(views)} "
                                      "holds is unknown")
                 return result
-        record = current.record
+        record = self.pending_retired(current)
         if record is not None:
             revoked, done = self.revoke_due(target, record, result.errors, keep=keep)
             if done:
                 self.drop_retired(target, current, record, current.version, done)
             result.retired_revoked = revoked
-        result.orphans_revoked = self.sweep_orphans(target, record, result.errors, also_known=keep)
+        result.orphans_revoked = self.sweep_orphans(target, current.record, result.errors, also_known=keep or (),
+                                                    listed=listed)
         return result
+
+    def sweep_all(self, targets: Sequence[Target], *, read_all: bool = False, parallel: int = 1,
+                  stopping: Callable[[], bool] = lambda: False) -> list[SweepResult]:
+        """Sweep many targets with one list call: ``GET /access/api/v1/tokens?description=jfrog-rotator:*``
+        (https://jfrog.com/help/r/jfrog-rest-apis/get-tokens), grouped by target. Results come in
+        the order of ``targets``.
+
+        A target's store is read only when the list shows work for it (:meth:`needs_read`), or
+        when it is a local store (cheap to read), or with ``read_all``; ``parallel`` stores are
+        read at a time. Without an admin credential each target's own token lists its own
+        tokens: one sweep per target, as :meth:`sweep`. ``stopping`` is asked before each target
+        (a daemon shutting down): the targets left are not swept and have no result."""
+        if self.admin is None:
+            return self._each(targets, parallel, stopping, lambda t: self.sweep(t))
+        try:
+            tokens = self.jfrog.list_tokens(description=fleet_filter(), token=self.admin.token())
+        except JFrogError as exc:
+            return [SweepResult(t.name, errors=[f"{t.name}: list tokens: {exc}"]) for t in targets]
+        by_target: dict[str, list[Mapping[str, Any]]] = {}
+        for token in tokens:
+            name = tag_target(token.get("description"))
+            if name is not None:
+                by_target.setdefault(name, []).append(token)
+
+        def one(target: Target) -> SweepResult:
+            listed = by_target.get(target.name, [])
+            local = isinstance(self.backends.get(target.backend), LocalStore)
+            if read_all or local or target.outputs or self.needs_read(target, listed):  # outputs: sync them
+                return self.sweep(target, listed=listed)
+            return SweepResult(target.name)
+
+        return self._each(targets, parallel, stopping, one)
+
+    @staticmethod
+    def _each(targets: Sequence[Target], parallel: int, stopping: Callable[[], bool],
+              sweep: Callable[[Target], SweepResult]) -> list[SweepResult]:
+        if parallel <= 1:
+            results = []
+            for target in targets:
+                if stopping():
+                    break
+                results.append(sweep(target))
+            return results
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            swept = pool.map(lambda t: None if stopping() else sweep(t), targets)
+            return [r for r in swept if r is not None]
+
+    def needs_read(self, target: Target, listed: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the tokens JFrog lists for ``target`` may hold work for a sweep.
+
+        A stored token minted by the rotator is tagged, so JFrog lists it: a second live token
+        tagged for the target is a retired one or an orphan, and only the store tells which (and
+        whether it is due). One token is the stored one, unless the target's tokens live shorter
+        than the persistency threshold (JFrog lists none of them: the one listed is then not the
+        stored token), or its tag says the token it replaced is not tagged (adopted: only the
+        store lists it). No token: nothing JFrog could revoke.
+        """
+        if len(listed) != 1:
+            return len(listed) > 1
+        if tag_after_untagged(listed[0].get("description")):
+            return True
+        expiry = target.token.expiry
+        return bool(expiry) and 0 < self.persistency_threshold and expiry < self.persistency_threshold
 
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:
         if self.step_hook is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,7 +33,7 @@ from rotator.core.token_spec import SpecError
 from rotator.engine.current import AdminCredential, Current, Minted, repair_metadata
 from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.reading import read_current
-from rotator.engine.records import RetirePolicy, cleared_fanout_keys, next_record, rotation_metadata
+from rotator.engine.records import RetirePolicy, cleared_fanout_keys, next_record, revoked_per_metadata, rotation_metadata
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
@@ -135,7 +135,10 @@ class RotationSteps:
         return target.strategy
 
     def mint(self, target: Target, current: SecretRecord | None, rotation_id: str) -> Minted:
-        """A new token, by the target's strategy (a refresh falls back to recreate when allowed)."""
+        """A new token, by the target's strategy (a refresh falls back to recreate when allowed).
+        Replacing a token the rotator did not mint (generation 0: adopted, or stored by hand), its
+        tag says so (:func:`~rotator.core.tags.description_tag`), for the sweep."""
+        after_untagged = current is not None and current.generation == 0
         if target.strategy == "refresh":
             if current and current.refresh_token:
                 try:
@@ -150,17 +153,20 @@ class RotationSteps:
             elif current is not None and not (target.fallback_to_recreate and self.has_admin):
                 raise RotationError(target.name, RotationStep.MINT,
                                     "no refresh token stored and recreating is not allowed for this target")
-            return Minted(self._create(target, rotation_id, token=None), "recreate")  # also the first token
+            return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged),
+                          "recreate")  # also the first token
         if target.strategy == "self":
             if current is not None:
-                return Minted(self._create(target, rotation_id, token=current.access_token), "self")
+                return Minted(self._create(target, rotation_id, token=current.access_token,
+                                           after_untagged=after_untagged), "self")
             if not self.has_admin:
                 raise RotationError(target.name, RotationStep.MINT,
                                     "strategy self needs a token in the store to mint its successor "
                                     "(store a first token, or configure an admin credential to bootstrap)")
-        return Minted(self._create(target, rotation_id, token=None), "recreate")
+        return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged), "recreate")
 
-    def _create(self, target: Target, rotation_id: str, *, token: str | None) -> TokenResponse:
+    def _create(self, target: Target, rotation_id: str, *, token: str | None,
+                after_untagged: bool = False) -> TokenResponse:
         if token is None:
             if self.admin is None:
                 raise RotationError(target.name, RotationStep.MINT, "no JFrog admin credential configured")
@@ -169,7 +175,8 @@ class RotationSteps:
             except JFrogError as exc:
                 raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
-            spec = target.token.with_description_tag(description_tag(target.name, rotation_id)).validate()
+            tag = description_tag(target.name, rotation_id, after_untagged=after_untagged)
+            spec = target.token.with_description_tag(tag).validate()
         except SpecError as exc:
             raise RotationError(target.name, RotationStep.MINT, str(exc)) from None
         try:
@@ -310,6 +317,15 @@ class RotationSteps:
             return self.admin.token()
         return record.access_token if record else None
 
+    def pending_retired(self, current: Current) -> SecretRecord | None:
+        """The current record without the retired entries its metadata says are done already
+        (revoked by an earlier RETIRE or sweep; :func:`~rotator.engine.records.revoked_per_metadata`)."""
+        record = current.record
+        if record is None or not record.retired:
+            return record
+        done = revoked_per_metadata(record, current.stored.metadata)
+        return record.without_retired(done) if done else record
+
     def revoke_due(self, target: Target, record: SecretRecord, errors: list[str], *,
                    keep: Collection[str] = ()) -> tuple[list[str], set[str]]:
         """Revoke the retired tokens whose ``revoke_after`` has come, except those in ``keep`` (held
@@ -318,31 +334,42 @@ class RotationSteps:
         now = self.clock()
         revoked: list[str] = []
         done: set[str] = set()
+        due = [r for r in record.retired if r.revoke_after <= now]
+        if not due:
+            return revoked, done
         try:
             credential = self.credential_for(record)
         except JFrogError as exc:  # a minting credential read when needed: the next sweep retries
             errors.append(f"{target.name}: {exc}")
             return revoked, done
-        for retired in record.retired:
-            if retired.revoke_after > now or retired.token_id in keep:
+        for retired in due:
+            if retired.token_id in keep:
                 continue
             if retired.expires_at is not None and retired.expires_at <= now:
                 done.add(retired.token_id)
-            elif self.revoke(target, retired.token_id, credential, errors):
-                revoked.append(retired.token_id)
+                continue
+            outcome = self.revoke(target, retired.token_id, credential, errors)
+            if outcome is not None:
                 done.add(retired.token_id)
+            if outcome:
+                revoked.append(retired.token_id)
         return revoked, done
 
     def drop_retired(self, target: Target, current: Current, record: SecretRecord, version: Any,
                      done: set[str]) -> None:
-        """Rewrite the record without the ``done`` entries (CAS on ``version``); for a document,
-        whose bookkeeping is in the metadata, only the metadata changes."""
+        """Say that the ``done`` entries of ``record`` need nothing more.
+
+        Where the store keeps metadata apart from the value (Vault KV v2, AWS) and for a document
+        (its bookkeeping is the metadata), only the metadata changes: the record keeps the entries
+        until the next rotation's own write leaves them out, so a rotation is one version of the
+        secret. The file store and a KV v1 mount keep no versions, and their metadata lives in the
+        record anyway: the record is rewritten without them (compare-and-set on ``version``)."""
         backend = current.backend
         remaining = record.without_retired(done)
-        if not keeps_record(target, current.found):
+        if backend.metadata_without_secret or not keeps_record(target, current.found):
             try:
                 backend.patch_metadata(target.path, remaining.metadata(now=self.clock()))
-            except BackendError as exc:
+            except BackendError as exc:  # the next RETIRE or sweep revokes them again (JFrog answers 204)
                 log.warning("%s: revoked retired token(s) but could not update the metadata: %s", target.name, exc)
             return
         try:
@@ -352,11 +379,13 @@ class RotationSteps:
             log.warning("%s: revoked retired token(s) but could not update the record: %s", target.name, exc)
 
     def sweep_orphans(self, target: Target, record: SecretRecord | None, errors: list[str], *,
-                      this_rotation: str | None = None, also_known: Collection[str] = ()) -> list[str]:
+                      this_rotation: str | None = None, also_known: Collection[str] = (),
+                      listed: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """Revoke live tokens tagged for ``target`` that ``record`` does not know (orphans of a
         crash), once older than ``orphan_grace``; those of ``this_rotation`` (a step that died after
         minting and was run again) at once. ``also_known``: tokens held by the other outputs of a
-        fan-out target, never orphans."""
+        fan-out target, never orphans. ``listed``: the target's tokens from a list made for a
+        whole sweep (``Engine.sweep_all``) instead of a list call of its own."""
         try:
             credential = self.credential_for(record)
         except JFrogError as exc:
@@ -364,11 +393,14 @@ class RotationSteps:
             return []
         if self.admin is None and credential is None:
             return []
-        try:
-            tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
-        except JFrogError as exc:
-            errors.append(f"{target.name}: list tokens: {exc}")
-            return []
+        if listed is not None:
+            tokens = list(listed)
+        else:
+            try:
+                tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
+            except JFrogError as exc:
+                errors.append(f"{target.name}: list tokens: {exc}")
+                return []
         known = set(also_known)
         if record is not None:
             known.add(record.token_id)
@@ -388,15 +420,16 @@ class RotationSteps:
                 revoked.append(token_id)
         return revoked
 
-    def revoke(self, target: Target, token_id: str, credential: str | None, errors: list[str]) -> bool:
+    def revoke(self, target: Target, token_id: str, credential: str | None, errors: list[str]) -> bool | None:
+        """``DELETE /tokens/{id}``: True when revoked now, False when JFrog no longer had it (204),
+        ``None`` when the call failed (logged and added to ``errors``)."""
         try:
-            self.jfrog.revoke_token(token_id, token=credential)
-            return True
+            return self.jfrog.revoke_token(token_id, token=credential)
         except JFrogError as exc:
             message = f"{target.name}: revoke {token_id}: {exc}"
             log.warning("%s", message)
             errors.append(message)
-            return False
+            return None
 
     def discard(self, target: Target, minted: TokenResponse, why: str) -> bool:
         """Revoke a token that was minted but will not be stored (with itself when there is no

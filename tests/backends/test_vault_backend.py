@@ -6,13 +6,19 @@ own path (or mount) so tests do not depend on each other's order.
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import re
 import socket
+import ssl
+import threading
+import urllib.parse
 import uuid
 
 import pytest
+import requests
+import trustme
 
 from backends.base import (
     BackendError,
@@ -565,3 +571,122 @@ def test_check_summary_names_mount_and_contains_no_token(kv2, openbao):
 def test_check_with_approle_contains_no_token(approle_backend):
     summary = approle_backend.check()
     assert "approle" in summary and approle_backend.client.token not in summary
+
+
+# -- the lean request path of the hot calls -------------------------------------------------
+class _Relay(http.server.BaseHTTPRequestHandler):
+    """A loopback HTTP server in front of OpenBao: ``mode`` "redirect" answers 307 to OpenBao (a
+    standby node pointing at the active one); "proxy" is a forward proxy (absolute request URIs);
+    "tls" terminates TLS in front of it (a reverse proxy)."""
+
+    upstream = ""
+    mode = "redirect"
+    seen: list[str] = []
+
+    def _relay(self) -> None:
+        type(self).seen.append(f"{self.command} {self.path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", self.upstream + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        target = urllib.parse.urlsplit(self.path)
+        assert (target.scheme == "http") == (self.mode == "proxy"), "only a forward proxy gets absolute URIs"
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+        with requests.Session() as upstream:
+            upstream.trust_env = False  # not through the proxy (ourselves) again
+            answer = upstream.request(self.command, self.upstream + target.path
+                                      + (f"?{target.query}" if target.query else ""), headers=headers, data=body,
+                                      timeout=10)
+        self.send_response(answer.status_code)
+        for key in ("Content-Type",):
+            if key in answer.headers:
+                self.send_header(key, answer.headers[key])
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_LIST = _relay
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def relay(openbao, ca):
+    def start(mode: str):
+        handler = type("Relay", (_Relay,), {"upstream": openbao.addr, "mode": mode, "seen": []})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        scheme = "http"
+        if mode == "tls":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ca.issue_cert("127.0.0.1").configure_cert(context)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return handler, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+    servers: list[http.server.ThreadingHTTPServer] = []
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _round_trip(backend: VaultBackend, path: str) -> None:
+    version = backend.write(path, record_text(), expected_version=None, metadata={"managed_by": MANAGED_BY},
+                            rotation_id="r1")
+    backend.patch_metadata(path, {"note": "kept"})
+    stored = backend.read(path)
+    assert json.loads(stored.text or "")["token_id"] == "tid-1" and stored.version == version
+    meta = backend.read_metadata(path) or {}
+    assert meta["note"] == "kept" and meta["current_version"] == str(version)
+
+
+def test_hot_calls_follow_a_standby_nodes_redirect(backends, relay, root_env):
+    handler, url = relay("redirect")
+    backend = backends({"type": "vault", "url": url, "kv_version": 2, "auth": {"token_env": "TEST_BAO_TOKEN"}})
+    path = unique()
+    _round_trip(backend, path)
+    assert {line.split()[0] for line in handler.seen} >= {"POST", "PATCH", "GET"}
+
+
+def test_hot_calls_go_through_the_environments_http_proxy(backends, relay, openbao, root_env, monkeypatch):
+    handler, proxy = relay("proxy")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    backend = backends(config(openbao, kv_version=2))
+    path = unique()
+    _round_trip(backend, path)
+    assert f"GET {openbao.addr}/v1/secret/data/{path}" in handler.seen
+    assert f"GET {openbao.addr}/v1/secret/metadata/{path}" in handler.seen
+    assert f"POST {openbao.addr}/v1/secret/data/{path}" in handler.seen
+
+
+def test_hot_calls_verify_tls_with_the_configured_ca(backends, relay, ca, root_env, tmp_path):
+    handler, url = relay("tls")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    backend = backends({"type": "vault", "url": url, "kv_version": 2, "ca_cert": str(bundle),
+                        "auth": {"token_env": "TEST_BAO_TOKEN"}})
+    _round_trip(backend, unique())
+    assert any(line.startswith("GET /v1/secret/metadata/") for line in handler.seen)
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    stranger = backends({"type": "vault", "url": url, "kv_version": 2, "ca_cert": str(other),
+                         "auth": {"token_env": "TEST_BAO_TOKEN"}})
+    with pytest.raises(BackendError, match="TLS error") as info:
+        stranger.read_metadata(unique())
+    assert not isinstance(info.value, WriteOutcomeUnknown)
+
+
+def test_a_closed_store_opens_new_connections_when_used_again(kv2):
+    path = unique()
+    kv2.write(path, record_text(), expected_version=None, metadata={}, rotation_id="r1")
+    kv2.close()
+    assert kv2.read_metadata(path)["current_version"] == "1"

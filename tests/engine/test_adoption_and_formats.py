@@ -18,6 +18,7 @@ from backends.file import FileBackend
 from backends.vault import VaultBackend
 from rotator.core.record import SecretRecord
 from rotator.core.shapes import find_token
+from rotator.core.tags import tag_after_untagged
 from rotator.engine.status import target_status
 from tests.fixtures.stores import retired_ids
 
@@ -76,7 +77,7 @@ def holds_metadata_apart(store) -> bool:
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_secret_holding_a_working_token_is_adopted_and_keeps_its_shape(make_engine, store, target, users, clock,
-                                                                        shape):
+                                                                        admin, shape):
     old = a_token(users)
     text = SHAPES[shape](old["access_token"])
     put_by_hand(store, target.path, text)
@@ -103,8 +104,10 @@ def test_a_secret_holding_a_working_token_is_adopted_and_keeps_its_shape(make_en
     assert users.is_token_active(old["token_id"])
     status = target_status(_Stores({"store": store}), target)
     assert status.token_id == result.token_id and status.generation == 1 and status.retired_waiting == 1
+    assert tag_after_untagged(admin.get_token(result.token_id)["description"]), \
+        "the successor's tag says its predecessor carries none (the sweep's one list cannot show it)"
     clock.advance(target.overlap + 1)
-    swept = engine.sweep(target)
+    [swept] = engine.sweep_all([target])  # one list for the sweep; the tag makes it read the store
     assert swept.retired_revoked == [old["token_id"]] and not users.is_token_active(old["token_id"])
     assert find_token(store.read(target.path).text).token == found.token  # the sweep left the value alone
     again = engine.rotate(target)  # the next rotation rebuilds the record from the metadata

@@ -47,7 +47,10 @@ def test_overlap_zero_revokes_previous_at_once(engine, store, target, emulator):
     second = engine.rotate(target)
     assert second.revoked == [first.token_id]
     assert not emulator.is_token_active(first.token_id)
-    assert stored_record(store, target).retired == ()
+    assert store.read_metadata(target.path)["retired_count"] == "0", "nothing is left waiting"
+    third = engine.rotate(target)
+    assert third.revoked == [second.token_id]
+    assert stored_record(store, target).retired[:-1] == (), "the next rotation's write drops the revoked entry"
 
 
 def test_sweep_revokes_retired_after_overlap(engine, store, target, emulator, clock):
@@ -58,7 +61,10 @@ def test_sweep_revokes_retired_after_overlap(engine, store, target, emulator, cl
     swept = engine.sweep(target)
     assert swept.retired_revoked == [first.token_id]
     assert not emulator.is_token_active(first.token_id)
-    assert stored_record(store, target).retired == ()
+    assert store.read_metadata(target.path)["retired_count"] == "0"
+    assert engine.sweep(target).retired_revoked == [], "revoked once"
+    engine.rotate(target)
+    assert first.token_id not in {r.token_id for r in stored_record(store, target).retired}
 
 
 def test_non_revocable_retired_token_is_kept_until_it_expires(engine, store, target, emulator, clock):
@@ -69,7 +75,7 @@ def test_non_revocable_retired_token_is_kept_until_it_expires(engine, store, tar
     assert [r.token_id for r in stored_record(store, target).retired] == [first.token_id]
     clock.advance(14401)  # past the old token's expiry: nothing left to revoke, the entry goes
     assert engine.sweep(target).retired_revoked == []
-    assert stored_record(store, target).retired == ()
+    assert store.read_metadata(target.path)["retired_count"] == "0"
 
 
 def test_unknown_keys_written_by_people_are_kept(engine, store, target):

@@ -20,6 +20,7 @@ from rotator.core.options import Options
 from rotator.core.target import Output
 from rotator.engine import Engine, RotationStep
 from rotator.jfrog import AccessClient
+from tests.fixtures.stores import still_known
 from tests.fixtures.tcp_proxy import TcpProxy
 
 OUTPUTS = ("primary", "aws", "docker")
@@ -148,5 +149,5 @@ def test_a_fault_at_any_output_leaves_working_tokens_is_reported_and_converges(e
     assert len(set(after.values())) == 1 and users.authenticates(after["primary"])
     record = engine.read(fan_target).record
     assert record.outputs_pending == ()
-    known = {record.token_id} | {r.token_id for r in record.retired}
+    known = still_known(backends[1]["vault"], fan_target.path)  # a revoked entry may stay until the next write
     assert users.live_token_count(description_prefix="jfrog-rotator:ci:") == len(known)

@@ -14,9 +14,9 @@ import requests
 
 from rotator.cli import run
 from rotator.config import load_config
-from rotator.core.record import SecretRecord
 from rotator.triggers.reconcile import VaultReconciler
-from tests.fixtures.daemon import bootstrap, wait_until
+from tests.fixtures.daemon import bootstrap, wait_until, write_config
+from tests.fixtures.stores import still_known
 from tests.fixtures.vault_root import current, metadata, root_client
 
 
@@ -179,10 +179,14 @@ def test_two_daemons_serve_one_request_once(vault_setup, start_daemon, openbao, 
     assert not [a for d, n in started.items() for a in d.reconciler.asked if a[0] > n], \
         "a served request is not asked for again"
     assert generation(openbao, vault_setup.path) == 2
-    record = SecretRecord.from_json(current(openbao, vault_setup.path))
     assert run(["sweep", "-c", str(config)]) == 0
-    known = {record.token_id} | {r.token_id for r in record.retired}
+    loaded = load_config(config)
+    try:
+        known = still_known(loaded.backends["vault-main"], vault_setup.path)
+    finally:
+        loaded.close()
     assert daemon_env.live_token_count(description_prefix="jfrog-rotator:alpha:") == len(known)
+    assert all(daemon_env.is_token_active(token_id) for token_id in known)
     assert first.status()[0]["generation"] == second.status()[0]["generation"] == 2
 
 
@@ -225,3 +229,49 @@ def test_a_request_older_than_the_current_version_was_served_and_is_only_deleted
     finally:
         config.close()
     assert generation(openbao, vault_setup.path) == 2
+
+
+class _Asked:
+    """The part of the daemon a reconcile pass talks to, recording the rotations it is asked for."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.stopping = False
+        self.runs: dict[str, tuple[str, object]] = {}
+
+    def run_now(self, name, reason, *, only_if_version=None, requests=()) -> bool:
+        self.runs[name] = (reason, only_if_version)
+        return True
+
+    def set_foreign(self, name, problem) -> None:
+        assert problem is None, problem
+
+
+def test_a_pass_over_many_targets_reads_them_a_few_at_a_time_and_asks_for_each_flagged_one(
+        daemon_env, tmp_path, openbao, daemon_token, requester_token, monkeypatch):
+    monkeypatch.setenv("DAEMON_VAULT_TOKEN", daemon_token)
+    suffix = uuid.uuid4().hex[:6]
+    names = [f"many{i}" for i in range(12)]
+    daemon_env.create_user("many")
+    targets = "\n".join(f"- {{name: {n}-{suffix}, backend: vault-main, path: jfrog/{n}-{suffix}, "
+                        "token: {username: many, expiry: 4h}}" for n in names)
+    config_path = write_config(tmp_path / "rotator.yaml", daemon_env, targets,
+                               backends=f"vault-main: {{type: vault, url: '{openbao.addr}', "
+                                        "auth: {method: token, token_env: DAEMON_VAULT_TOKEN}}")
+    bootstrap(config_path)
+    flagged = {f"{n}-{suffix}" for n in names[::4]}
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    for name in sorted(flagged):
+        assert run(["trigger", "-c", str(config_path), name]) == 0
+    config = load_config(config_path)
+    try:
+        daemon = _Asked(config)
+        reconciler = VaultReconciler(daemon)
+        assert reconciler.reconcile_backend("vault-main") == len(flagged)
+        assert set(daemon.runs) == flagged
+        for name, (reason, version) in daemon.runs.items():
+            path = config.by_name[name].path
+            assert reason.startswith("vault-flag") and version == metadata(openbao, path)["current_version"]
+        assert reconciler.passes == reconciler.passes_done == 1
+    finally:
+        config.close()
