@@ -172,9 +172,9 @@ def test_two_daemons_serve_one_request_once(vault_setup, start_daemon, openbao, 
     first, second = start_daemon(config), start_daemon(config)
     monkeypatch.setenv("VAULT_TOKEN", requester_token)
     assert run(["trigger", "-c", str(config), "alpha", "--request"]) == 0
-    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 5)
+    wait_until(lambda: generation(openbao, vault_setup.path) == 2, 30)
     started = {daemon: daemon.reconciler.passes for daemon in (first, second)}
-    wait_until(lambda: all(d.reconciler.passes_done >= n + 2 for d, n in started.items()), 10,
+    wait_until(lambda: all(d.reconciler.passes_done >= n + 2 for d, n in started.items()), 30,
                what="two more passes of both loops")
     assert not [a for d, n in started.items() for a in d.reconciler.asked if a[0] > n], \
         "a served request is not asked for again"
