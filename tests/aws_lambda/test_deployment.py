@@ -41,6 +41,18 @@ def test_importing_the_handler_loads_no_daemon_vault_or_yaml_code():
     assert bad == []
 
 
+def test_the_aws_iam_exchange_is_loaded_only_when_a_step_mints_with_it():
+    """JFROG_AUTH=aws-iam is one of three minting setups: the other two never load its code
+    (tests/aws_lambda/test_aws_iam_auth.py runs the steps that do)."""
+    lazy = {"rotator.jfrog.minting", "rotator.jfrog.exchanged_token"}
+    assert not lazy & modules_after_import("rotator.aws_lambda")
+    settings = "from rotator.aws_lambda.settings import LambdaSettings\n" \
+               "s = LambdaSettings.from_env({'JFROG_URL': 'https://acme.jfrog.io', 'JFROG_AUTH': 'aws-iam'})\n"
+    loaded = modules_after_import("rotator.aws_lambda as m", check=settings + "m.current().aws_iam(s, 'arn:aws:secretsmanager:"
+                                  "us-east-1:123456789012:secret:x')")
+    assert lazy <= loaded
+
+
 def test_importing_the_handler_creates_no_client():
     code = ("import rotator.aws_lambda as m\n"
             "c = m.container.current()\n"
