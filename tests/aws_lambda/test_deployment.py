@@ -13,6 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.fixtures.imports import modules_after_import
@@ -190,6 +191,23 @@ def test_the_runtime_python_imports_the_handler_from_a_read_only_copy_without_co
             make_writable(task)
     assert seen["shipped"] == []
     assert f"{tmp_path}/source/rotator/aws_lambda/__init__.py" in seen["source"] and len(seen["source"]) > 50
+
+
+def test_on_another_python_the_zip_still_imports_by_compiling_its_source(shipped, tmp_path):
+    """The failure mode of the chosen layout: a runtime changed without rebuilding (here the test's
+    own Python) finds bytecode of the wrong magic number and compiles the source beside it, where a
+    sourceless zip would not import at all."""
+    python = needs_runtime_python(shipped)
+    assert Path(python).resolve() != Path(sys.executable).resolve()
+    task = extract(shipped.output, tmp_path / "task")
+    try:
+        env = runtime_env(task, Path(boto3.__file__).resolve().parents[1])
+        done = subprocess.run([sys.executable, "-c", IMPORT_PROBE, "rotator.aws_lambda", "--compiles", str(task)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    finally:
+        make_writable(task)
+    assert done.returncode == 0, done.stderr
+    assert f"{task}/rotator/aws_lambda/__init__.py" in json.loads(done.stdout)["compiled"]
 
 
 def test_without_the_runtime_python_the_zip_ships_source_and_says_so(tmp_path):
