@@ -193,6 +193,14 @@ def test_the_runtime_python_imports_the_handler_from_a_read_only_copy_without_co
     assert f"{tmp_path}/source/rotator/aws_lambda/__init__.py" in seen["source"] and len(seen["source"]) > 50
 
 
+def test_the_same_sources_give_the_same_zip(shipped, tmp_path):
+    """Fixed entry times, /var/task file names in the bytecode and hash-based pycs: a rebuild in
+    another directory is byte for byte the same (so is the function's CodeSha256)."""
+    again = build_zip(tmp_path / "again.zip")
+    assert again.returncode == 0, again.stderr
+    assert again.output.read_bytes() == shipped.output.read_bytes()
+
+
 def test_on_another_python_the_zip_still_imports_by_compiling_its_source(shipped, tmp_path):
     """The failure mode of the chosen layout: a runtime changed without rebuilding (here the test's
     own Python) finds bytecode of the wrong magic number and compiles the source beside it, where a
