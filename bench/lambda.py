@@ -120,8 +120,8 @@ def bench_imports(runs: int, layouts: list[str]) -> None:
         try:
             probe_import(python, trees["warm"], runtime, write_bytecode=True)  # fills the warm layout's cache
             results: dict[str, list[dict]] = {x: [] for x in layouts}
-            for _ in range(runs):
-                for label in layouts:
+            for run in range(runs):
+                for label in layouts[run % len(layouts):] + layouts[:run % len(layouts)]:  # each first in turn
                     answer = probe_import(python, trees[label], runtime, write_bytecode=label == "warm")
                     results[label].append(json.loads(answer.stdout))
             print(f"import from the built zip ({built.output.stat().st_size / 1024:.0f} KiB) by Python {version} "
