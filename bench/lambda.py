@@ -8,7 +8,8 @@
    shared machine disturbs less); the second is what the handler adds (goal: <= 30 ms). Layouts,
    interleaved, median of ``--imports`` processes each: source only, the shipped bytecode, a warm
    bytecode cache, and two alternatives the builder did not choose (checked-hash pycs; sourceless
-   pycs). Then one ``-X importtime`` run names the costliest modules.
+   pycs). Then, in the shipped layout, the costliest modules (``-X importtime``) and the time spent
+   making dataclasses.
 2. Against moto's server and the JFrog emulator (both on 127.0.0.1, in this process), one cold
    rotation (clients created) then ``--rotations`` warm ones, each createSecret -> setSecret ->
    testSecret -> finishSecret called as Secrets Manager calls them: wall time of the four steps, and
@@ -87,16 +88,38 @@ def probe_import(python: str, task: Path, runtime: Path, write_bytecode: bool = 
                           env=runtime_env(task, runtime, write_bytecode=write_bytecode), capture_output=True, text=True)
 
 
-def top_imports(stderr: str, count: int) -> list[tuple[float, str]]:
-    """The modules with the most self time after ``requests``, from ``-X importtime``."""
+def self_times(stderr: str) -> dict[str, float]:
+    """Self time (ms) of each module imported after ``requests``, from ``-X importtime``."""
     lines = stderr.splitlines()
     after = max(i for i, line in enumerate(lines) if line.rstrip().endswith("| requests"))
-    rows = []
+    times: dict[str, float] = {}
     for line in lines[after + 1:]:
         parts = [p.strip() for p in line.split("|")]
         if len(parts) == 3 and parts[0].rsplit(":", 1)[-1].strip().isdigit():
-            rows.append((int(parts[0].rsplit(":", 1)[-1]) / 1000, parts[2]))
-    return sorted(rows, reverse=True)[:count]
+            times[parts[2]] = times.get(parts[2], 0) + int(parts[0].rsplit(":", 1)[-1]) / 1000
+    return times
+
+
+def breakdown(python: str, task: Path, runtime: Path, runs: int) -> None:
+    """Where the handler's import time goes, medians of ``runs`` processes: the costliest modules
+    (``-X importtime`` self time) and the part spent making dataclasses."""
+    modules: dict[str, list[float]] = collections.defaultdict(list)
+    made, made_ms = [], []
+    for _ in range(runs):
+        for name, ms in self_times(probe_import(python, task, runtime, flags=("-X", "importtime")).stderr).items():
+            modules[name].append(ms)
+        answer = json.loads(subprocess.run([python, "-c", IMPORT_PROBE, "rotator.aws_lambda", "--dataclasses"],
+                                           cwd=task.parent, env=runtime_env(task, runtime), capture_output=True,
+                                           text=True, check=True).stdout)
+        made.append(answer["dataclasses"])
+        made_ms.append((answer["dataclass_ms"], answer["added_ms"]))
+    top = sorted(((statistics.median(v), k) for k, v in modules.items()), reverse=True)[:8]
+    print(f"  {len(modules)} modules imported after requests; most self time (-X importtime, median of {runs}): " +
+          ", ".join(f"{name} {ms:.1f}" for ms, name in top))
+    share = statistics.median(d / a for d, a in made_ms)
+    print(f"  making its {statistics.median(made):.0f} dataclasses: {statistics.median(d for d, _ in made_ms):.1f} ms, "
+          f"{share:.0%} of the handler's import (median of {runs}; generated methods are compiled at import, "
+          "bytecode cannot hold them)")
 
 
 def bench_imports(runs: int, layouts: list[str]) -> None:
@@ -140,9 +163,8 @@ def bench_imports(runs: int, layouts: list[str]) -> None:
                           statistics.median(r[key] for r in results["source"]) for key in ("added_ms", "added_cpu_ms")]
                 print(f"  shipped bytecode / source only: {ratios[0]:.2f} (wall), {ratios[1]:.2f} (CPU)")
             label = "shipped" if "shipped" in trees else "source"
-            answer = probe_import(python, trees[label], runtime, flags=("-X", "importtime"))
-            print(f"  most self time in the {label} layout (one -X importtime run): " +
-                  ", ".join(f"{name} {ms:.1f}" for ms, name in top_imports(answer.stderr, 8)))
+            print(f"  in the {label} layout:")
+            breakdown(python, trees[label], runtime, min(runs, 5))
         finally:
             for tree in trees.values():
                 make_writable(tree)
