@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -21,7 +21,9 @@ from botocore.config import Config
 from backends.aws_secretsmanager import SecretsManagerBackend
 from rotator.aws_lambda.settings import LambdaSettings, RotationSetupError
 from rotator.jfrog.client import AccessClient, RetryPolicy
-from rotator.jfrog.minting import AwsIamCredential
+
+if TYPE_CHECKING:  # imported by aws_iam() when JFROG_AUTH=aws-iam: other setups never load it
+    from rotator.jfrog.minting import AwsIamCredential
 
 ADMIN_CACHE_SECONDS = 300
 _AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=20)
@@ -67,6 +69,8 @@ class Container:
     def aws_iam(self, settings: LambdaSettings, secret_id: str) -> AwsIamCredential:
         """The function's own IAM role as the minting credential (``JFROG_AUTH=aws-iam``), one per
         container, so its exchanged token is reused until near its expiry."""
+        from rotator.jfrog.minting import AwsIamCredential  # only this auth mode needs the exchange
+
         region = _region(secret_id)
         if not region:
             raise RotationSetupError("JFROG_AUTH is aws-iam but the AWS region is unknown: set AWS_REGION")
