@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import requests
+
+from rotator.cli.demo.processes import stop_process
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -128,13 +129,7 @@ class OpenBaoDevServer:
         proc, self._proc = self._proc, None
         code = None
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=STOP_TIMEOUT)
+            stop_process(proc, STOP_TIMEOUT)
             code = proc.returncode
         self._session.close()
         if self._log_path and not self._keep_log:

@@ -20,6 +20,18 @@ from typing import Any
 
 STOP_TIMEOUT = 15.0
 
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to ``proc`` (a child we started) if it still runs, SIGKILL if it has not exited
+    after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
 #: Variables a developer's shell may hold that would change what the children talk to.
 _DROPPED = ("VAULT_TOKEN", "BAO_TOKEN", "VAULT_ADDR", "BAO_ADDR", "VAULT_NAMESPACE", "BAO_NAMESPACE",
             "JFROG_CLI_SERVER_ID", "JFROG_ADMIN_TOKEN")
@@ -85,13 +97,7 @@ class DaemonProcess:
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
+        stop_process(proc, STOP_TIMEOUT)
         if self._reader is not None:
             self._reader.join(timeout=5)
         return proc.returncode
