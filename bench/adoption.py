@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -32,10 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env  # noqa: E402
+from _servers import Counter, EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env, make_store, percentile  # noqa: E402
 
-from backends.base import create_backend  # noqa: E402
-from rotator.core.options import Options  # noqa: E402
 from rotator.core.target import Target  # noqa: E402
 from rotator.core.token_spec import TokenSpec  # noqa: E402
 from rotator.engine import Engine  # noqa: E402
@@ -45,36 +42,6 @@ from tests.fixtures.stores import write_raw  # noqa: E402
 SPEC = TokenSpec(groups="bench", expiry=86400)
 KINDS = ("record", "adopt", "format")
 STORE_NAMES = {"file": "file", "vault": "Vault KV v2", "aws": "AWS SM (moto)"}
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, *args, **kwargs):
-        self.n += 1
-        return args[0] if args else None
-
-
-def make_store(kind: str, servers: dict, tmp: str):
-    if kind == "file":
-        opts = {"type": "file", "directory": f"{tmp}/secrets"}
-    elif kind == "vault":
-        opts = {"type": "vault", "url": servers["vault"].addr,
-                "auth": {"method": "token", "token_insecure_inline": servers["vault"].root_token}}
-    else:
-        opts = {"type": "aws-secretsmanager", "region": "us-east-1", "endpoint_url": servers["aws"].url}
-    backend = create_backend("store", Options(opts, "backends.store"))
-    counter = Counter()
-    if kind == "vault":
-        backend.client.adapter.session.hooks["response"].append(counter)
-    elif kind == "aws":
-        backend.client.meta.events.register("before-send.secrets-manager", lambda **kw: counter())
-    return backend, counter
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
 def prepare(kind: str, engine: Engine, admin: AccessClient, store, count: int) -> list[Target]:

@@ -40,10 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests  # noqa: E402
-from _servers import EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env  # noqa: E402
+from _servers import Counter, EmulatorProcess, MotoServer, OpenBaoServer, dummy_aws_env, make_store, percentile  # noqa: E402
 
-from backends.base import create_backend  # noqa: E402
-from rotator.core.options import Options  # noqa: E402
 from rotator.core.target import Target  # noqa: E402
 from rotator.core.token_spec import TokenSpec  # noqa: E402
 from rotator.engine import Engine  # noqa: E402
@@ -51,38 +49,6 @@ from rotator.jfrog import AccessClient  # noqa: E402
 
 SPEC = TokenSpec(groups="bench", expiry=86400)
 BODY = SPEC.request_body()
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, *args, **kwargs):
-        self.n += 1
-        return args[0] if args else None
-
-
-def make_store(kind: str, servers: dict, tmp: str):
-    if kind == "file":
-        opts = {"type": "file", "directory": f"{tmp}/secrets"}
-    elif kind == "vault":
-        opts = {"type": "vault", "url": servers["vault"].addr,
-                "auth": {"method": "token", "token_insecure_inline": servers["vault"].root_token}}
-    else:
-        opts = {"type": "aws-secretsmanager", "region": "us-east-1", "endpoint_url": servers["aws"].url}
-    backend = create_backend("store", Options(opts, "backends.store"))
-    counter = Counter()
-    if kind == "vault":  # hvac's calls and the lean path's both go through this pool
-        pool = backend.transport.lean(backend.client).pool
-        urlopen = pool.urlopen
-        pool.urlopen = lambda *a, **kw: (counter(), urlopen(*a, **kw))[1]
-    elif kind == "aws":
-        backend.client.meta.events.register("before-send.secrets-manager", lambda **kw: counter())
-    return backend, counter
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
 def bench_engine(kind, n, servers, emulator, tmp, parallel):
