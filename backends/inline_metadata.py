@@ -27,12 +27,6 @@ def decode(text: str) -> Any:
         return {}
 
 
-def decode_object(text: str | None) -> dict[str, Any]:
-    """The JSON object of a stored text; ``{}`` when it is empty, not valid JSON or not an object."""
-    data = decode(text) if text else {}
-    return data if isinstance(data, dict) else {}
-
-
 def rotator_section(record: Any) -> Mapping[str, Any]:
     """The record's ``rotator`` object; ``{}`` when the record or the section is not an object."""
     section = record.get("rotator") if isinstance(record, Mapping) else None

@@ -34,7 +34,6 @@ from typing import Any
 from backends.aws_secretsmanager.staging import CURRENT, NO_CURRENT, ApiCall, StagingLabels
 from backends.aws_secretsmanager.transport import EXISTS, NOT_FOUND, AwsError
 from backends.base import BackendError, CASConflict, LeaseRecord, Version, live_claim_holder
-from backends.inline_metadata import decode_object
 
 LEASE_LABEL = "jfrog-rotator-lease"
 CLAIM_LABEL = "jfrog-rotator-claim"
@@ -73,7 +72,7 @@ class AwsCoordination:
                 raise
             return LeaseRecord(None, NO_CURRENT if versions else None)
         text, current = found
-        data = decode_object(text)
+        data = _object(text)
         return LeaseRecord(str(data.get("holder") or "") or None, current,
                            {str(k): str(v) for k, v in data.items() if k != "holder"})
 
@@ -140,7 +139,7 @@ class AwsCoordination:
             except AwsError as exc:
                 if exc.code != EXISTS:
                     raise
-            found = decode_object(self._labels.read_version(path, token))
+            found = _object(self._labels.read_version(path, token))
             other = live_claim_holder(found, version, holder, ttl, now)
             nxt = version_id(path, str(version), str(attempt + 1))
             if other and self._labels.read_version(path, nxt) is None:
@@ -153,3 +152,13 @@ class AwsCoordination:
 def _holder_value(holder: str, fields: Mapping[str, str], slot: str) -> str:
     """The value of a holder's lease version: the same text every time (a re-put must match)."""
     return json.dumps({"holder": holder, "replica": fields.get("replica", ""), "slot": slot}, sort_keys=True)
+
+
+def _object(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -19,11 +19,12 @@ as https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#create-update-
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from backends.base import CASConflict, LeaseRecord, Version, live_claim_holder
-from backends.inline_metadata import decode_object
 from backends.vault.kv_v2 import KvV2
 
 #: Where claims live on a mount: ``<mount>/data/<CLAIM_PREFIX>/<target path>``.
@@ -41,7 +42,7 @@ class VaultCoordination:
     def read_lease(self, path: str) -> LeaseRecord:
         """``GET <mount>/data/<path>``: one call."""
         stored = self.kv2.read_secret_version(path)
-        data = decode_object(stored.text)
+        data = _object(stored.text)
         holder = str(data.get("holder") or "") or None
         return LeaseRecord(holder, stored.version, {str(k): str(v) for k, v in data.items() if k != "holder"})
 
@@ -69,12 +70,22 @@ class VaultCoordination:
         """Read the target's claim (one GET), then write ours with ``cas`` on it (one POST)."""
         key = self.claim_key(path)
         stored = self.kv2.read_secret_version(key)
-        other = live_claim_holder(decode_object(stored.text), version, holder, ttl, time.time())
+        other = live_claim_holder(_object(stored.text), version, holder, ttl, time.time())
         if other:
             return other
         claim = {"version": str(version), "holder": holder, "rotation_id": rotation_id, "at": f"{time.time():.3f}"}
         try:
             self.kv2.create_or_update_secret(key, claim, cas=int(stored.version or 0), op="claim rotation")
         except CASConflict:  # another replica wrote the claim between our read and our write
-            return str(decode_object(self.kv2.read_secret_version(key).text).get("holder") or "another replica")
+            return str(_object(self.kv2.read_secret_version(key).text).get("holder") or "another replica")
         return holder
+
+
+def _object(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
