@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda bench-adoption bench-replicas venv clean
+.PHONY: test test-reliability reliability-page lint lint-deploy image demo bench bench-token bench-rotate bench-daemon bench-trigger bench-reconcile bench-lambda bench-adoption bench-replicas venv clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The reliability suites in full (docs/reliability.md); `make test` runs their fast subset.
+test-reliability: $(STAMP)
+	rm -rf .reliability
+	RELIABILITY_RESULTS=.reliability $(BIN)/python -m pytest -q tests/reliability
+
+reliability-page: test-reliability
+	$(BIN)/python -m tests.reliability.report --results .reliability --out docs/reliability.md
 
 # ruff: pycodestyle, pyflakes and import order (pyproject.toml [tool.ruff]).
 lint: $(STAMP) lint-deploy

@@ -291,6 +291,11 @@ class Emulator:
         """Tokens neither revoked nor expired, excluding the admin token."""
         return self.model.live_token_count(description_prefix=description_prefix, username=username)
 
+    def live_token_ids(self, *, description_prefix: str | None = None) -> set[str]:
+        """The ids of the live tokens (neither revoked nor expired, the admin token excluded) whose
+        description starts with ``description_prefix``: what an orphan check compares with the stores."""
+        return self.model.live_token_ids(description_prefix=description_prefix)
+
     def connection_count(self) -> int:
         """TCP connections accepted since :meth:`start` (1 after many requests = keep-alive works)."""
         if self.server is None:

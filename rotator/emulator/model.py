@@ -390,6 +390,12 @@ class AccessModel:
         with self._lock:
             return self._tokens.values()
 
+    def live_token_ids(self, *, description_prefix: str | None = None) -> set[str]:
+        now = self.now()
+        with self._lock:
+            return {r.token_id for r in self._tokens.all_live(now)
+                    if not r.internal and (description_prefix is None or (r.description or "").startswith(description_prefix))}
+
     def live_token_count(self, *, description_prefix: str | None = None, username: str | None = None) -> int:
         now = self.now()
         with self._lock:
