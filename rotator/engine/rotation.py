@@ -378,14 +378,21 @@ class Engine(RotationSteps):
         whether it is due). One token is the stored one, unless the target's tokens live shorter
         than the persistency threshold (JFrog lists none of them: the one listed is then not the
         stored token), or its tag says the token it replaced is not tagged (adopted: only the
-        store lists it). No token: nothing JFrog could revoke.
+        store lists it). No token: nothing JFrog could revoke. Several tokens, all younger than
+        the target's overlap and orphan grace (a sweep right after ``rotate --all``): nothing can
+        be due yet, as a retired token was retired after it was issued and is due ``overlap``
+        after that, and an orphan is revoked only once older than ``orphan_grace``.
         """
         if len(listed) != 1:
-            return len(listed) > 1
+            return len(listed) > 1 and self._may_be_due(target, listed)
         if tag_after_untagged(listed[0].get("description")):
             return True
         expiry = target.token.expiry
         return bool(expiry) and 0 < self.persistency_threshold and expiry < self.persistency_threshold
+
+    def _may_be_due(self, target: Target, listed: Sequence[Mapping[str, Any]]) -> bool:
+        youngest_due = self.clock().timestamp() - min(target.overlap, target.orphan_grace)
+        return any(not isinstance(t.get("issued_at"), (int, float)) or t["issued_at"] <= youngest_due for t in listed)
 
     def _hook(self, step: RotationStep, when: str, rid: str) -> None:
         if self.step_hook is not None:

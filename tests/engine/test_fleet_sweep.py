@@ -163,3 +163,22 @@ def test_a_stopping_daemon_sweeps_no_further_target(make_engine, make_store, tar
     asked = []
     results = engine.sweep_all(targets, stopping=lambda: asked.append(1) or len(asked) > 1)
     assert [r.target for r in results] == ["s0"]
+
+
+def test_tokens_younger_than_overlap_and_grace_need_no_read_until_one_may_be_due(make_engine, remote, target,
+                                                                                  users, clock):
+    target = with_(target, orphan_grace=600)  # overlap 3600
+    store = CountingReads(remote)
+    engine = make_engine(store)
+    first = engine.rotate(target)
+    engine.rotate(target)
+    store.reads.clear()
+    [result] = engine.sweep_all([target])
+    assert store.reads == [] and result.retired_revoked == []  # right after the rotation: nothing can be due
+    clock.advance(601)  # an orphan as old as these could be due: read, but the retired one is not due yet
+    [result] = engine.sweep_all([target])
+    assert store.reads == [target.path] and result.retired_revoked == []
+    assert users.is_token_active(first.token_id)
+    clock.advance(3000)
+    [result] = engine.sweep_all([target])
+    assert result.retired_revoked == [first.token_id] and not users.is_token_active(first.token_id)
