@@ -214,9 +214,11 @@ class RotationRequests(Protocol):
     request_prefix: str
     renew_before: tuple[int | None, float | None]
 
-    def accepts_requests(self) -> bool:
+    def accepts_requests(self, token: str | None = None) -> bool:
         """Whether this store can hold flags and requests (a method, not a property: ``isinstance``
-        on a runtime protocol reads properties before Python 3.12, and this may ask the server)."""
+        on a runtime protocol reads properties before Python 3.12, and this may ask the server:
+        with ``token``, a caller's own, when the store's credentials may be absent, as for
+        ``jfrog-rotator trigger`` on a requester's machine)."""
 
     def flag_location(self, path: str) -> str:
         """Where the flag of ``path`` lives, for messages (``secret/metadata/ci/token``)."""

@@ -46,7 +46,7 @@ from backends.vault.transport import (
     strip_prefix,
     tls_verify_option,
 )
-from rotator.core.options import Options
+from rotator.core.options import ConfigError, Options
 from rotator.core.record import MANAGED_BY
 from rotator.core.redact import scrub
 
@@ -142,9 +142,17 @@ class VaultBackend:
         """backends.base.LazyLayout: the KV version is configured (or was detected already)."""
         return self._kv_version is not None
 
-    def accepts_requests(self) -> bool:
+    def accepts_requests(self, token: str | None = None) -> bool:
         """backends.base.RotationRequests: flags and request objects need KV v2's custom_metadata
-        (with ``kv_version: auto`` this may be the call that detects the version)."""
+        (with ``kv_version: auto`` this may be the call that detects the version, with ``token``
+        when our own login fails: a requester's, which Vault answers for any capability on the mount)."""
+        if self._kv_version is None and token is not None:
+            try:
+                self._kv_version = self._detect_kv_version()
+            except (BackendError, ConfigError) as ours:  # our login may be absent where a requester runs
+                log.debug("%s: KV version with our login failed (%s); asking with the caller's token", self.name, ours)
+                with self._requests.as_caller(token) as caller:
+                    self._kv_version = self._detect_kv_version(caller)
         return self._kv.accepts_requests
 
     @property
@@ -316,15 +324,18 @@ class VaultBackend:
             elif (kv.read_metadata(child) or {}).get("managed_by") == MANAGED_BY:
                 found.append(child)
 
-    def _detect_kv_version(self) -> int:
-        """``GET sys/internal/ui/mounts/<mount>`` -> options.version.
+    def _detect_kv_version(self, caller: hvac.Client | None = None) -> int:
+        """``GET sys/internal/ui/mounts/<mount>`` -> options.version, with our login or ``caller``.
 
         https://openbao.org/api-docs/system/internal-ui-mounts/
         """
         where = f"{self.mount}/"
+
+        def ask(client: hvac.Client):
+            return client.adapter.get(format_url("/v1/sys/internal/ui/mounts/{0}", self.mount))
         try:
-            resp = self.session.call("detect KV version", where, lambda c: c.adapter.get(
-                format_url("/v1/sys/internal/ui/mounts/{0}", self.mount)))
+            resp = (self.session.call("detect KV version", where, ask) if caller is None else
+                    self.session.transport.call("detect KV version", where, ask, client=caller))
         except BackendError as exc:
             raise BackendError(f"{strip_prefix(exc)} (set kv_version: 1 or 2 to skip detection)",
                                backend=self.name, path=where) from None

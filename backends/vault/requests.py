@@ -75,7 +75,7 @@ class VaultRequests:
         own rights to decide for someone else. https://openbao.org/api-docs/system/capabilities-self/
         """
         metadata_path = f"{self.kv.mount}/metadata/{clean_path(path)}"
-        with self._as_caller(token) as caller:
+        with self.as_caller(token) as caller:
             try:
                 resp = self.session.transport.call(
                     "check caller capabilities", path,
@@ -92,7 +92,7 @@ class VaultRequests:
 
         https://openbao.org/api-docs/auth/token/#lookup-a-token-self
         """
-        with self._as_caller(token) as caller:
+        with self.as_caller(token) as caller:
             try:
                 data = self.session.transport.call("caller name", "auth/token/lookup-self",
                                                    lambda c: c.auth.token.lookup_self(), client=caller)
@@ -105,14 +105,14 @@ class VaultRequests:
         (needs only the ``patch`` capability on the metadata path)."""
         flag = {"rotate_requested": "true", "requested_by": requested_by, "requested_reason": reason,
                 "requested_at": at}
-        with self._as_caller(token) as caller:
+        with self.as_caller(token) as caller:
             self.kv.patch_metadata(clean_path(path), flag, op="request rotation", caller=caller)
 
     def write_request(self, target: str, request_id: str, fields: Mapping[str, str], *, token: str) -> str:
         """Create the request object ``<prefix>/<target>/<id>`` *with the caller's token*
         (needs only ``create`` on the request prefix); returns where it was written."""
         path = f"{self.request_prefix}/{target}/{request_id}"
-        with self._as_caller(token) as caller:
+        with self.as_caller(token) as caller:
             self.kv.create_or_update_secret(path, fields, cas=0, op="write request", caller=caller)
         return f"{self.kv.mount}/{path}"
 
@@ -131,7 +131,7 @@ class VaultRequests:
         return url, headers
 
     @contextlib.contextmanager
-    def _as_caller(self, token: str) -> Iterator[hvac.Client]:
+    def as_caller(self, token: str) -> Iterator[hvac.Client]:
         client = self.session.transport.as_caller(token)
         try:
             yield client

@@ -6,6 +6,11 @@
 # deploy/vault/jfrog-rotator-requester.hcl plus read on secret/data/ops/rotate/*.
 #
 #   bao agent -config=deploy/vault/agent-trigger.hcl
+#
+# The requester's AppRole, with the files read below (setup-approle.sh writes role-id and secret-id):
+#   ROLE=jfrog-rotator-requester POLICY_FILE=deploy/vault/jfrog-rotator-requester.hcl \
+#     deploy/vault/setup-approle.sh /etc/jfrog-rotator/requester
+# (then add read on secret/data/ops/rotate/* to that role's policies, for the template below).
 vault {
   address = "https://vault.example.com:8200"
 }
@@ -13,8 +18,8 @@ vault {
 auto_auth {
   method "approle" {
     config = {
-      role_id_file_path                   = "/etc/jfrog-rotator/requester-role-id"
-      secret_id_file_path                 = "/etc/jfrog-rotator/requester-secret-id"
+      role_id_file_path                   = "/etc/jfrog-rotator/requester/role-id"
+      secret_id_file_path                 = "/etc/jfrog-rotator/requester/secret-id"
       remove_secret_id_file_after_reading = false
     }
   }

@@ -45,7 +45,7 @@ def request_rotation(config: Config, target_name: str, *, reason: str, token: st
         raise ConfigError(str(config.source), "targets", f"no target named {target_name!r} "
                                                          f"(known: {', '.join(config.by_name)})")
     backend = config.backends[target.backend]
-    if not takes_requests(backend):
+    if not takes_requests(backend, token):
         raise ConfigError(str(config.source), f"backends.{target.backend}",
                           f"target {target_name!r} is not in a Vault KV v2 store; trigger works through Vault "
                           "(for AWS Secrets Manager use: aws secretsmanager rotate-secret)")

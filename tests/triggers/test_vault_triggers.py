@@ -96,6 +96,20 @@ def test_requester_policy_can_trigger_but_not_read_the_token(vault_setup, openba
     assert metadata(openbao, vault_setup.path)["custom_metadata"]["rotate_requested"] == "true"
 
 
+def test_trigger_on_a_requester_machine_without_the_daemons_credentials(vault_setup, openbao, requester_token,
+                                                                        monkeypatch, capsys):
+    """The config names the daemon's token (``$DAEMON_VAULT_TOKEN``), absent where the requester
+    runs; with ``kv_version: auto`` the KV version is then asked with the requester's own token,
+    which the shipped requester policy allows (and nothing else about the token's secret)."""
+    config = vault_setup()
+    bootstrap(config)
+    monkeypatch.delenv("DAEMON_VAULT_TOKEN")
+    monkeypatch.setenv("VAULT_TOKEN", requester_token)
+    assert run(["trigger", "-c", str(config), "alpha", "--reason", "from CI"]) == 0
+    assert "rotate_requested=true set on secret/metadata/" in capsys.readouterr().out
+    assert metadata(openbao, vault_setup.path)["custom_metadata"]["rotate_requested"] == "true"
+
+
 def test_trigger_command_errors(vault_setup, openbao, monkeypatch, capsys, tmp_path, daemon_env):
     config = vault_setup()
     bootstrap(config)
