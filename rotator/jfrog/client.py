@@ -65,6 +65,10 @@ class RetryPolicy:
         )
 
 
+#: The policy of a client built without one (the config has no retry settings).
+DEFAULT_RETRY = RetryPolicy()
+
+
 class _CappedRetry(Retry):
     """urllib3 Retry that never sleeps longer than ``backoff_max`` for a ``Retry-After``."""
 
@@ -143,7 +147,7 @@ class AccessClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = f"jfrog-token-rotator/{__version__}"
         adapter = HTTPAdapter(
-            max_retries=(retry or RetryPolicy()).to_urllib3(),
+            max_retries=(retry or DEFAULT_RETRY).to_urllib3(),
             pool_connections=pool_size,
             pool_maxsize=pool_size,
         )
