@@ -1,0 +1,12 @@
+"""Bugs the concurrency suite found (tests/reliability/test_concurrency.py)."""
+
+from tests.reliability.bugs import Bug
+
+BUGS = [
+    Bug("concurrency",
+        "Four `rotate` processes with strategy refresh on one target each presented the same refresh token "
+        "(JFrog answered 401 to three of them, which fell back to recreate): a refresh ran without a claim "
+        "outside daemon.leader.",
+        "Engine.rotate claims a refresh in the target's store (RotationClaims) whatever the door, and a "
+        "rotation that fails before storing gives its claim back (RotationClaims.release_rotation).", ""),
+]

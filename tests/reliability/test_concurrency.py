@@ -1,0 +1,133 @@
+"""Reliability suite 3, concurrency and leadership (docs/reliability.md): processes racing on the
+same targets, daemon replicas handing the lease over, and the daemon and the Lambda taking turns.
+
+* Four rotating processes (tests/reliability/concurrency_worker.py, the CLI's ``rotate`` path)
+  decide from the same stored version every round, on Vault KV v2 (OpenBao), AWS (moto) and the
+  file store, strategies recreate and refresh: per round and target exactly one promotion, every
+  loser's token revoked, no lost update, no refresh token presented twice.
+* Three daemons with ``daemon.leader``: the leader killed (SIGKILL), paused past its lease (SIGSTOP,
+  SIGCONT) and cut off from OpenBao (tests/fixtures/tcp_proxy.py): one leader at a time by
+  ``/metrics``, no target missed, no double mint.
+* A daemon and the Lambda taking turns on one AWS secret.
+
+Invariants 1-4 (tests/reliability/harness.py) are checked after every case. The unmarked subset
+is seeded and short (a few rounds); ``-m slow`` runs the 50-round races and the daemons.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.cli import run
+from rotator.config import load_config
+from rotator.core.record import SecretRecord
+from rotator.core.tags import TAG_PREFIX
+from tests.reliability.concurrency_rounds import (
+    Racers,
+    fleet,
+    refresh_answers,
+    refresh_uses,
+    store_block,
+    store_env,
+    write_cli_config,
+)
+from tests.reliability.harness import check_config
+
+SUITE = "concurrency"
+WORKERS = 4
+FAST_ROUNDS = 2
+SLOW_ROUNDS = 50
+
+
+def stored(config_path, name: str) -> tuple[SecretRecord, object]:
+    config = load_config(config_path)
+    try:
+        target = next(t for t in config.targets if t.name == name)
+        value = config.backends[target.backend].read(target.path)
+        return SecretRecord.loads(value.text), value.version
+    finally:
+        config.close()
+
+
+def race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, *, kind: str, strategy: str,
+                rounds: int, targets: int = 2) -> None:
+    """``rounds`` rounds of :data:`WORKERS` processes rotating every target from one version."""
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    names = fleet(targets)
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request), names, strategy=strategy)
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0  # generation 1 (a refresh needs a token to refresh)
+    racers = Racers(tmp_path / "race", cfg, workers=WORKERS, rounds=rounds).start()
+    request.addfinalizer(racers.stop)
+    problems: list[str] = []
+    losers = 0
+    for number in range(rounds):
+        before = {name: stored(cfg, name) for name, _ in names}
+        answers = racers.round(number)
+        for name, _ in names:
+            mine = [a for a in answers if a["target"] == name]
+            record, version = stored(cfg, name)
+            previous, previous_version = before[name]
+            winners = [a for a in mine if a["outcome"] == "rotated"]
+            others = [a for a in mine if a["outcome"] != "rotated"]
+            expected_loss = "lost-race" if strategy == "recreate" else "skipped"
+            tally.add(checks=5)
+            if racers.met(number, name) != WORKERS:
+                problems.append(f"round {number} {name}: only {racers.met(number, name)} workers raced")
+            if len(winners) != 1:
+                problems.append(f"round {number} {name}: {len(winners)} promotions, not 1: "
+                                f"{[(a['outcome'], a['error']) for a in mine]}")
+                continue
+            if any(a["outcome"] != expected_loss for a in others):
+                problems.append(f"round {number} {name}: losers answered {[(a['outcome'], a['error']) for a in others]}")
+            [won] = winners
+            if record.token_id != won["token_id"] or record.generation != previous.generation + 1:
+                problems.append(f"round {number} {name}: lost update: stored {record.token_id} gen "
+                                f"{record.generation}, winner {won['token_id']} gen {previous.generation + 1}")
+            if kind == "vault-kv2" and int(version) != int(previous_version) + 1:
+                problems.append(f"round {number} {name}: {int(version) - int(previous_version)} versions written")
+            if strategy == "refresh" and won["strategy"] != "refresh":
+                problems.append(f"round {number} {name}: the winner used {won['strategy']}, not refresh")
+            live = emulator.live_token_ids(description_prefix=f"{TAG_PREFIX}:{name}:")
+            if live != {record.token_id}:  # overlap 0s: the previous token is revoked, every loser's too
+                problems.append(f"round {number} {name}: live tagged tokens {sorted(live)} besides "
+                                f"the stored {record.token_id}")
+            losers += len(others)
+    if strategy == "refresh":
+        uses = refresh_uses(emulator)
+        twice = {key: n for key, n in uses.items() if n > 1}
+        tally.add(checks=2)
+        if twice:
+            problems.append(f"{len(twice)} refresh token(s) presented more than once: {twice}")
+        statuses = refresh_answers(emulator)
+        if set(statuses) != {200} or sum(statuses.values()) != rounds * targets:
+            problems.append(f"refresh grants answered {dict(statuses)}, not {rounds * targets} x 200")
+    tally.add(rounds=rounds, races=rounds * targets, losers=losers, processes=WORKERS)
+    tally.violated(problems)
+    check_config(cfg, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.secret(emulator.admin_token)
+    if kind == "vault-kv2":
+        ledger.secret(request.getfixturevalue("openbao").root_token)
+    ledger.text("worker logs", racers.log_text())
+    ledger.check(tally)
+
+
+FAST = [("file", "recreate"), ("vault-kv2", "refresh"), ("aws", "recreate")]
+ALL = [(kind, strategy) for kind in ("file", "vault-kv2", "aws") for strategy in ("recreate", "refresh")]
+
+
+@pytest.mark.parametrize(("kind", "strategy"), FAST)
+def test_four_processes_race_each_round_one_promotes(kind, strategy, tmp_path, request, monkeypatch, emulator,
+                                                      cli_env, tally, ledger):
+    race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, kind=kind, strategy=strategy,
+                rounds=FAST_ROUNDS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "strategy"), ALL)
+def test_four_processes_race_fifty_rounds(kind, strategy, tmp_path, request, monkeypatch, emulator, cli_env,
+                                          tally, ledger):
+    race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, kind=kind, strategy=strategy,
+                rounds=SLOW_ROUNDS, targets=1)
