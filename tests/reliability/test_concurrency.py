@@ -131,3 +131,35 @@ def test_four_processes_race_fifty_rounds(kind, strategy, tmp_path, request, mon
                                           tally, ledger):
     race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, kind=kind, strategy=strategy,
                 rounds=SLOW_ROUNDS, targets=1)
+
+
+# -- a rotation that fails gives its claim back ---------------------------------------------------
+@pytest.mark.parametrize("kind", ["file", "vault-kv2", "aws"])
+def test_a_refresh_that_fails_gives_its_claim_back_and_a_rerun_goes_at_once(kind, tmp_path, request, monkeypatch,
+                                                                         emulator, cli_env, tally, ledger, capsys):
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    [(name, _)] = names = fleet(1)
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request), names, strategy="refresh")
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    first, _ = stored(cfg, name)
+    # the refresh grant is refused (403: no fallback to recreate): the rotation fails at MINT, claimed
+    emulator.inject_fault("/access/api/v1/tokens", method="POST", status=403, count=1)
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 1
+    emulator.clear_faults()
+    failed = capsys.readouterr()
+    assert "refresh failed" in failed.out + failed.err
+    assert stored(cfg, name)[0].token_id == first.token_id and emulator.authenticates(first.access_token)
+    # the rerun right away is not kept off by the failed rotation's claim
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    out = capsys.readouterr()
+    record, _ = stored(cfg, name)
+    tally.add(faults=1, checks=2)
+    tally.violated([] if record.generation == first.generation + 1 else
+                   [f"the rerun did not rotate (generation {record.generation}): {out.out.strip()} {out.err.strip()}"])
+    assert refresh_answers(emulator)[200] == 1, "the rerun refreshed"
+    check_config(cfg, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.text("cli", failed.out + failed.err + out.out + out.err)
+    ledger.check(tally)
