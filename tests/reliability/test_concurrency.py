@@ -16,12 +16,19 @@ is seeded and short (a few rounds); ``-m slow`` runs the 50-round races and the 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
 from rotator.core.tags import TAG_PREFIX
+from tests.daemon.conftest import spawn  # noqa: F401 - the daemon subprocess fixture
+from tests.fixtures.daemon import ROOT, wait_until
 from tests.reliability.concurrency_rounds import (
     Racers,
     fleet,
@@ -162,4 +169,74 @@ def test_a_refresh_that_fails_gives_its_claim_back_and_a_rerun_goes_at_once(kind
     check_config(cfg, emulator, tally)
     ledger.emulator(emulator)
     ledger.text("cli", failed.out + failed.err + out.out + out.err)
+    ledger.check(tally)
+
+
+# -- a sweep while another process's rotation is between MINT and STORE ---------------------------
+PAUSE_AT_STORE = """\
+import pathlib, sys, time
+from rotator.config import load_config
+from rotator.config.wiring import build_engine
+
+config_path, marker, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+
+def hook(step, when, rotation_id):
+    if step.value == "store" and when == "before":  # minted and verified, not stored yet
+        marker.write_text(rotation_id)
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+config = load_config(config_path)
+result = build_engine(config, step_hook=hook).rotate(config.targets[0])
+print(result.outcome, result.token_id)
+sys.exit(0 if result.outcome == "rotated" else 1)
+"""
+
+
+def sweep_lists(emulator) -> int:
+    """Fleet-wide token lists served: one per sweep of a daemon (``Engine.sweep_all``)."""
+    return sum(1 for r in emulator.requests if r.method == "GET" and r.path.endswith("/access/api/v1/tokens")
+               and r.query.get("description", [""])[0] == f"{TAG_PREFIX}:*")
+
+
+@pytest.mark.parametrize("kind", ["file", "vault-kv2"])
+def test_a_daemon_sweep_with_orphan_grace_0s_leaves_a_token_in_flight_alone(kind, tmp_path, request, monkeypatch,
+                                                                           emulator, cli_env, spawn, tally,  # noqa: F811
+                                                                           ledger):
+    """Another process (a replica, the CLI) has minted and verified, and is about to store; a
+    daemon sweeping every second with ``orphan_grace: 0s`` must not take that token for an orphan
+    (it would revoke it, and the other process would store a dead token)."""
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    [(name, _)] = names = fleet(1)
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request), names,
+                           extra="daemon: {sweep_interval: 1s}")
+    cfg.write_text(cfg.read_text().replace("orphan_grace: 0s}", "orphan_grace: 0s, schedule: {every: 1h}}"))
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    daemon = spawn(cfg)
+    marker, go = tmp_path / "minted", tmp_path / "go"
+    paused = subprocess.Popen([sys.executable, "-c", PAUSE_AT_STORE, str(cfg), str(marker), str(go)],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    request.addfinalizer(lambda: paused.poll() is None and paused.kill())
+    try:
+        wait_until(marker.exists, 30, what="the other process between MINT and STORE")
+        seen = sweep_lists(emulator)
+        wait_until(lambda: sweep_lists(emulator) >= seen + 2, 30, what="two whole sweeps of the daemon")
+    finally:
+        go.touch()
+    output, _ = paused.communicate(timeout=60)
+    assert paused.returncode == 0, output
+    daemon.send(signal.SIGTERM)
+    assert daemon.wait() == 0
+    tally.add(faults=1, sweeps_in_flight=2)
+    record, _ = stored(cfg, name)
+    tally.violated([] if emulator.authenticates(record.access_token) else
+                   [f"{name}: the daemon's sweep revoked token {record.token_id} in flight; it was stored dead"])
+    check_config(cfg, emulator, tally, swept=False)
+    ledger.emulator(emulator)
+    ledger.text("daemon log", daemon.log_path.read_text())
+    ledger.text("other process", output)
     ledger.check(tally)

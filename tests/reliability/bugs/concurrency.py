@@ -13,4 +13,10 @@ BUGS = [
         "With debug logging, botocore's response-body log of GetSecretValue carried refresh tokens the masker "
         "had not seen yet (they are not shaped like a JWT).",
         "The AWS store's transport keeps response bodies holding a SecretString out of botocore's debug log.", ""),
+    Bug("concurrency",
+        "A daemon sweeping with orphan_grace: 0s revoked a token another process (a replica, the CLI, its own "
+        "job) had minted and verified but not stored yet, which was then stored dead (the flaky "
+        "test_two_daemons_rotate_each_target_once_per_due_time).",
+        "The daemon sweeps with an orphan grace of at least 60 s (ORPHAN_GRACE_FLOOR); jfrog-rotator sweep "
+        "keeps the grace as set.", ""),
 ]
