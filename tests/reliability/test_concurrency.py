@@ -27,6 +27,7 @@ from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
 from rotator.core.tags import TAG_PREFIX
+from rotator.jfrog import AccessClient
 from tests.daemon.conftest import spawn  # noqa: F401 - the daemon subprocess fixture
 from tests.fixtures.daemon import ROOT, wait_until
 from tests.reliability.concurrency_rounds import (
@@ -239,4 +240,43 @@ def test_a_daemon_sweep_with_orphan_grace_0s_leaves_a_token_in_flight_alone(kind
     ledger.emulator(emulator)
     ledger.text("daemon log", daemon.log_path.read_text())
     ledger.text("other process", output)
+    ledger.check(tally)
+
+
+# -- the admin token file is replaced while the daemon runs ---------------------------------------
+def test_the_daemon_mints_with_the_admin_token_file_as_it_is_now(tmp_path, emulator, cli_env, spawn,  # noqa: F811
+                                                                 tally, ledger):
+    """The admin token is rotated under a running daemon (a new token written to
+    ``jfrog.access_token_file``, the old one revoked): the next rotation mints with the new one."""
+    emulator.create_user("alpha")
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(emulator.admin_token + "\n")
+    [(name, where)] = fleet(1)
+    cfg = tmp_path / "rotator.yaml"
+    cfg.write_text(f'jfrog: {{url: "{emulator.url}", access_token_file: "{token_file}"}}\n'
+                   f'backends: {{store: {{type: file, directory: "{tmp_path / "secrets"}"}}}}\n'
+                   f'targets: [{{name: {name}, backend: store, path: "{where}", overlap: 0s, '
+                   f'token: {{username: alpha, expiry: 4h}}, schedule: {{every: 2s}}}}]\n')
+    daemon = spawn(cfg)
+    wait_until(lambda: stored(cfg, name)[0].generation >= 1, 30, what="the first rotation")
+    new_admin = emulator.create_token(emulator.admin_username, scope="applied-permissions/admin", expires_in=0)
+    with AccessClient(emulator.url, access_token=new_admin["access_token"]) as admin:
+        old_id = admin.get_me(token=emulator.admin_token)["token_id"]
+        token_file.write_text(new_admin["access_token"] + "\n")  # what a secret mount does on rotation
+        admin.revoke_token(old_id)
+    at_swap = stored(cfg, name)[0].generation
+    tally.add(faults=1)
+    try:
+        wait_until(lambda: stored(cfg, name)[0].generation >= at_swap + 2, 30,
+                   what="two rotations minted with the new admin token")
+        problems = []
+    except AssertionError as exc:
+        problems = [f"the daemon kept minting with the revoked admin token: {exc}"]
+    tally.violated(problems)
+    daemon.send(signal.SIGTERM)
+    assert daemon.wait() == 0
+    check_config(cfg, emulator, tally, swept=False)
+    ledger.emulator(emulator)
+    ledger.secret(new_admin["access_token"])
+    ledger.text("daemon log", daemon.log_path.read_text())
     ledger.check(tally)

@@ -19,4 +19,8 @@ BUGS = [
         "test_two_daemons_rotate_each_target_once_per_due_time).",
         "The daemon sweeps with an orphan grace of at least 60 s (ORPHAN_GRACE_FLOOR); jfrog-rotator sweep "
         "keeps the grace as set.", ""),
+    Bug("concurrency",
+        "A daemon kept minting with the admin token jfrog.access_token_file held at start: once that token "
+        "was rotated (the file rewritten, the old token revoked) every rotation failed at MINT.",
+        "jfrog.access_token_file is read again each time the engine mints, lists or revokes (TokenFile).", ""),
 ]
