@@ -138,3 +138,52 @@ def refresh_answers(emulator: Emulator) -> Counter:
 
 def monotonic_ms() -> int:
     return int(time.monotonic() * 1000)
+
+
+def leader_gauge(proc) -> float | None:
+    """``jfrog_rotator_leader`` of a daemon subprocess (``None``: it does not answer, e.g. stopped)."""
+    import requests
+
+    try:
+        text = requests.get(proc.url + "/metrics", timeout=0.5).text
+    except requests.RequestException:
+        return None
+    for line in text.splitlines():
+        if line.startswith("jfrog_rotator_leader{"):
+            return float(line.split()[-1])
+    return None
+
+
+class LeaderWatch:
+    """Samples every daemon's ``jfrog_rotator_leader`` in a loop (a thread) until stopped; a round
+    where two daemons answer 1 is a violation of "one leader at a time"."""
+
+    def __init__(self, procs: list) -> None:
+        import threading
+
+        self.procs = procs
+        self.samples = 0
+        self.both: list[list[int]] = []  # the rounds that saw two or more leaders: who
+        self.leaders: list[int | None] = []  # who led in each sampled round (None: nobody answered 1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leader-watch", daemon=True)
+
+    def start(self) -> LeaderWatch:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            said = [i for i, proc in enumerate(self.procs) if proc.proc.poll() is None and leader_gauge(proc) == 1.0]
+            self.samples += 1
+            if len(said) > 1:
+                self.both.append(said)
+            self.leaders.append(said[0] if said else None)
+            time.sleep(0.05)
+
+    def current(self) -> int | None:
+        return self.leaders[-1] if self.leaders else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
