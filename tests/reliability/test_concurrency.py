@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -28,7 +29,9 @@ from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
 from rotator.core.tags import TAG_PREFIX
+from rotator.engine import RotationStep
 from rotator.jfrog import AccessClient
+from tests.aws_lambda.conftest import harness, lambda_function  # noqa: F401 - the Lambda on moto
 from tests.daemon.conftest import spawn  # noqa: F401 - the daemon subprocess fixture
 from tests.fixtures.daemon import ROOT, wait_until
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -391,3 +394,93 @@ def test_three_daemons_hand_the_lease_over_one_leader_at_a_time(fault, tmp_path,
     for proc in procs:
         ledger.text(f"daemon log {proc.log_path.name}", proc.log_path.read_text())
     ledger.check(tally)
+
+
+# -- a daemon and the Lambda taking turns on one AWS secret ---------------------------------------
+def lambda_and_daemon_rounds(rounds, tmp_path, lambdas, moto_server, monkeypatch, emulator, start_daemon, tally,
+                             ledger) -> None:
+    """Round by round on one secret, the loser alternating: (a) the daemon has minted and verified
+    and waits at STORE while the Lambda runs its four steps; (b) the Lambda has run createSecret
+    when the daemon rotates, then it runs setSecret, testSecret and finishSecret. Each round: one
+    promotion (the generation moves by one, the winner's token is current), the loser's token
+    revoked, nothing the winner wrote lost."""
+    from rotator.aws_lambda import RotationFailed, RotationSetupError  # a step that gives up
+
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    target = f"ci-{uuid.uuid4().hex[:8]}"
+    name = lambdas.name()
+    lambdas.secret_with(lambdas.seed(target), name=name)
+    cfg = tmp_path / "rotator.yaml"
+    cfg.write_text(f'jfrog: {{url: "{emulator.url}", access_token_env: JFROG_ADMIN_TOKEN}}\n'
+                   "backends: {store: {type: aws-secretsmanager, region: us-east-1, "
+                   f'endpoint_url: "{moto_server.url}"}}}}\n'
+                   f'targets: [{{name: {target}, backend: store, path: "{name}", overlap: 0s, '
+                   f'token: {{username: ci, expiry: 4h}}, schedule: {{every: 1h}}}}]\n')
+    pause, arrived, release = threading.Event(), threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def hook(step, when, rotation_id):
+        if step is RotationStep.STORE and when == "before" and pause.is_set():
+            held.append(rotation_id)
+            arrived.set()
+            release.wait(30)
+
+    daemon = start_daemon(cfg, step_hook=hook)
+    problems: list[str] = []
+    for number in range(rounds):
+        before = lambdas.current(name)
+        runs, mints = daemon.runs_done(target), emulator.mint_count
+        if number % 2 == 0:  # (a) the Lambda promotes while the daemon waits at STORE
+            pause.set()
+            arrived.clear()
+            release.clear()
+            daemon.run_now(target, reason=f"round {number}")
+            wait_until(arrived.is_set, 30, what="the daemon's rotation at STORE")
+            token = lambdas.rotate(lambdas.sm.describe_secret(SecretId=name)["ARN"])
+            winner = lambdas.version(name, token).token_id
+            pause.clear()
+            release.set()
+            wait_until(lambda: daemon.runs_done(target) > runs, 30, what="the daemon's rotation to end")
+            minted = lambdas.admin.list_tokens(description=f"{TAG_PREFIX}:{target}:{held[-1]}*")
+            loser = minted[0]["token_id"] if minted else None  # live: not revoked
+        else:  # (b) the daemon promotes between createSecret and the Lambda's other steps
+            arn = lambdas.sm.describe_secret(SecretId=name)["ARN"]
+            token = lambdas.begin(arn)
+            lambdas.step(arn, token, "createSecret")
+            pending = lambdas.version(name, token).token_id
+            daemon.run_now(target, reason=f"round {number}")
+            wait_until(lambda: daemon.runs_done(target) > runs, 30, what="the daemon's rotation")
+            winner = lambdas.current(name).token_id
+            try:
+                lambdas.run_steps(arn, token, ("setSecret", "testSecret", "finishSecret"))
+                problems.append(f"round {number}: the Lambda promoted over the daemon's rotation")
+            except (RotationFailed, RotationSetupError):
+                pass
+            loser = pending
+        now = lambdas.current(name)
+        tally.add(checks=4)
+        if now.generation != before.generation + 1:
+            problems.append(f"round {number}: {now.generation - before.generation} promotions, not 1")
+        if now.token_id != winner:
+            problems.append(f"round {number}: lost update: current {now.token_id}, winner {winner}")
+        if not emulator.authenticates(now.access_token):
+            problems.append(f"round {number}: the current token does not work")
+        if loser is not None and loser in emulator.live_token_ids(description_prefix=f"{TAG_PREFIX}:{target}:"):
+            problems.append(f"round {number}: the loser's token {loser} is still live")
+        if emulator.mint_count != mints + 2:
+            problems.append(f"round {number}: {emulator.mint_count - mints} tokens minted, not 2 (one each)")
+    tally.add(rounds=rounds, races=rounds)
+    tally.violated(problems)
+    check_config(cfg, emulator, tally, swept=False)
+    ledger.emulator(emulator)
+    ledger.check(tally)
+
+
+
+@pytest.mark.parametrize("rounds", [pytest.param(2, id="2-rounds"),
+                                    pytest.param(20, id="20-rounds", marks=pytest.mark.slow)])
+def test_a_daemon_and_the_lambda_take_turns_on_one_secret(rounds, tmp_path, harness, moto_server,  # noqa: F811
+                                                          monkeypatch,
+                                                          emulator, start_daemon, tally, ledger):
+    lambda_and_daemon_rounds(rounds, tmp_path, harness, moto_server, monkeypatch, emulator, start_daemon, tally,
+                             ledger)

@@ -23,4 +23,8 @@ BUGS = [
         "A daemon kept minting with the admin token jfrog.access_token_file held at start: once that token "
         "was rotated (the file rewritten, the old token revoked) every rotation failed at MINT.",
         "jfrog.access_token_file is read again each time the engine mints, lists or revokes (TokenFile).", ""),
+    Bug("concurrency",
+        "When a daemon rotated an AWS secret between the Lambda's createSecret and its setSecret, the Lambda "
+        "refused the step (its version no longer AWSPENDING) and left its minted token live for a sweep.",
+        "The Lambda revokes the token of a version passed over by another writer before refusing the step.", ""),
 ]
