@@ -28,7 +28,7 @@ import pytest
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import SecretRecord
-from rotator.core.tags import TAG_PREFIX
+from rotator.core.tags import TAG_PREFIX, description_tag
 from rotator.engine import RotationStep
 from rotator.jfrog import AccessClient
 from tests.aws_lambda.conftest import harness, lambda_function  # noqa: F401 - the Lambda on moto
@@ -484,3 +484,53 @@ def test_a_daemon_and_the_lambda_take_turns_on_one_secret(rounds, tmp_path, harn
                                                           emulator, start_daemon, tally, ledger):
     lambda_and_daemon_rounds(rounds, tmp_path, harness, moto_server, monkeypatch, emulator, start_daemon, tally,
                              ledger)
+
+
+# -- a document whose tag write was lost -------------------------------------------------------
+@pytest.mark.parametrize("kind", ["vault-kv2", "aws"])
+def test_a_document_stored_without_its_metadata_is_read_as_the_successor(kind, tmp_path, request, monkeypatch,
+                                                                       emulator, cli_env, make_store, tally,
+                                                                       ledger):
+    """A rotation of a ``format: token`` target stored its value, and the metadata write after it
+    was lost (another writer's, a crash, a timeout): the metadata still describes the previous
+    token. READ must take the document for the successor of that record (its token carries this
+    target's tag), not adopt it as a stranger's (generation 0, the retired tokens forgotten and
+    swept before their overlap ends)."""
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    [(name, where)] = names = fleet(1)
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request), names)
+    cfg.write_text(cfg.read_text().replace("overlap: 0s", "overlap: 1h, format: token"))
+    for _ in range(2):
+        assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    store = make_store(kind)
+    before = store.read(where)
+    in_overlap = [token for token in emulator.live_token_ids(description_prefix=f"{TAG_PREFIX}:{name}:")]
+    assert len(in_overlap) == 2
+    landed = emulator.create_token("alpha", expires_in=14400, description=description_tag(name, "tags-lost"))
+    old = next(t for t in emulator.issued_values() if t in before.text)
+    if kind == "aws":  # AWSCURRENT moves, the tags stay
+        store.client.put_secret_value(SecretId=where, SecretString=before.text.replace(old, landed["access_token"]))
+    else:  # a new version of the KV data as the store keeps it, custom_metadata as it was
+        kv = store.client.secrets.kv.v2
+        data = kv.read_secret_version(path=where, mount_point=store.mount, raise_on_deleted_version=True)["data"]["data"]
+        kv.create_or_update_secret(path=where, mount_point=store.mount,
+                                   secret={k: v.replace(old, landed["access_token"]) if isinstance(v, str) else v
+                                           for k, v in data.items()})
+    tally.add(faults=1)
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0
+    assert run(["sweep", "-c", str(cfg)]) == 0
+    problems = []
+    generation = int((store.read_metadata(where) or {}).get("generation") or 0)
+    if generation != 4:
+        problems.append(f"generation {generation} after the landed write (generation 3), not 4")
+    live = emulator.live_token_ids(description_prefix=f"{TAG_PREFIX}:{name}:")
+    early = [t for t in [*in_overlap, landed["token_id"]] if t not in live]
+    if early:
+        problems.append(f"{len(early)} token(s) in their overlap revoked early: {early}")
+    tally.add(checks=2)
+    tally.violated(problems)
+    check_config(cfg, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.check(tally)

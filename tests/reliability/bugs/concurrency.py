@@ -27,4 +27,10 @@ BUGS = [
         "When a daemon rotated an AWS secret between the Lambda's createSecret and its setSecret, the Lambda "
         "refused the step (its version no longer AWSPENDING) and left its minted token live for a sweep.",
         "The Lambda revokes the token of a version passed over by another writer before refusing the step.", ""),
+    Bug("concurrency",
+        "A document (format token) stored without its metadata (the tag write after it lost) was adopted as a "
+        "stranger's value: generation back to 0, and the tokens still in their overlap swept as orphans.",
+        "READ takes a document whose token carries this target's tag but is not the one its metadata names for "
+        "the successor of that record (generation + 1, the previous token retired with the overlap) and repairs "
+        "the metadata.", ""),
 ]
