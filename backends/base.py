@@ -305,6 +305,10 @@ class RotationClaims(Protocol):
         now: ``holder`` when this caller may mint, another holder's name when someone claimed it
         less than ``ttl`` seconds ago. :class:`Unsupported` when the store cannot hold claims."""
 
+    def release_rotation(self, path: str, version: Version, *, holder: str) -> None:
+        """Give back ``holder``'s claim on ``version`` (a rotation that failed before storing), so
+        the next attempt need not wait out the claim's ``ttl``; nothing when someone else holds it."""
+
 
 def live_claim_holder(claim: Mapping[str, Any], version: Version, holder: str, ttl: float, now: float) -> str | None:
     """Who else holds a claim the stores keep as ``{"version", "holder", "at"}``: the holder's name

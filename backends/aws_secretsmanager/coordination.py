@@ -148,6 +148,24 @@ class AwsCoordination:
         raise BackendError(f"claim rotation: {MAX_CLAIM_ATTEMPTS} stale claims on version {version}",
                            backend=self.backend, path=path)
 
+    def release_rotation(self, path: str, version: Version, *, holder: str) -> None:
+        """A released claim is the next claim token, held by nobody: the next claimer passes over ours."""
+        if version is None:
+            return
+        for attempt in range(MAX_CLAIM_ATTEMPTS - 1):
+            found = self._labels.read_version(path, version_id(path, str(version), str(attempt)))
+            if found is None:
+                return
+            nxt = version_id(path, str(version), str(attempt + 1))
+            if _object(found).get("holder") == holder and self._labels.read_version(path, nxt) is None:
+                released = json.dumps({"holder": "", "version": str(version), "at": "0"})
+                try:
+                    self._labels.put(path, released, nxt, [CLAIM_LABEL])
+                except AwsError as exc:
+                    if exc.code != EXISTS:  # EXISTS: claimed again meanwhile, not ours to give back
+                        raise
+                return
+
 
 def _holder_value(holder: str, fields: Mapping[str, str], slot: str) -> str:
     """The value of a holder's lease version: the same text every time (a re-put must match)."""

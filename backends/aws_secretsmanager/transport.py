@@ -35,6 +35,25 @@ from rotator.core.redact import REDACTED
 # The package's logger, not this module's: log lines keep the name they have always had.
 log = logging.getLogger(__package__)
 
+
+
+class _NoSecretBodies(logging.Filter):
+    """botocore logs every response body at DEBUG, before the store has parsed (and registered with
+    the masker) the secret values in it; a refresh token is not shaped like anything the masker
+    knows. So a body that carries a ``SecretString`` is not logged (``--debug`` keeps the line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be rendered carries nothing
+            return True
+        if "SecretString" in text:
+            record.msg, record.args = "Response body: (not logged: it holds a secret value)", ()
+        return True
+
+
+logging.getLogger("botocore.parsers").addFilter(_NoSecretBodies())
+
 NOT_FOUND = "ResourceNotFoundException"
 EXISTS = "ResourceExistsException"
 # How Secrets Manager refuses a label move that does not match the labels (moto and, as far as

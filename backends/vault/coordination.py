@@ -80,6 +80,19 @@ class VaultCoordination:
             return str(_object(self.kv2.read_secret_version(key).text).get("holder") or "another replica")
         return holder
 
+    def release_rotation(self, path: str, version: Version, *, holder: str) -> None:
+        """Empty our claim (``cas`` on the version read); a claim someone else took since is kept."""
+        key = self.claim_key(path)
+        stored = self.kv2.read_secret_version(key)
+        found = _object(stored.text)
+        if found.get("holder") != holder or str(found.get("version")) != str(version):
+            return
+        try:
+            self.kv2.create_or_update_secret(key, {"version": str(version), "holder": "", "at": "0"},
+                                             cas=int(stored.version or 0), op="release rotation claim")
+        except CASConflict:
+            pass  # claimed again meanwhile: that claim is not ours to give back
+
 
 def _object(text: str | None) -> dict[str, Any]:
     if not text:

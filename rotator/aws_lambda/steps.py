@@ -252,9 +252,27 @@ class StepContext:
         if self.staging.current == self.event.token:
             return True
         if PENDING not in labels:
+            self.discard_passed_over()
             raise RotationSetupError(f"Secret version {self.event.token} not set as AWSPENDING for rotation of "
                                      f"secret {self.arn}")
         return False
+
+    def discard_passed_over(self) -> None:
+        """Another writer (the daemon, the CLI) stored and promoted its own version after our
+        createSecret, taking the ``AWSPENDING`` label: this rotation lost, so the token its version
+        holds is revoked now (unless the secret still hands it out), not left to a sweep."""
+        try:
+            text = self._read(self.event.token)
+            pending = SecretRecord.loads(text) if text else None
+            current = self.current_record()
+        except (RotationFailed, RecordError, BackendError):
+            return  # nothing we can read as ours: the sweep finds a token left by its tag
+        if pending is None or current is None:
+            return
+        if pending.token_id == current.token_id or pending.token_id in {r.token_id for r in current.retired}:
+            return
+        minted = TokenResponse(access_token=pending.access_token, token_id=pending.token_id)
+        self.engine.discard(self.target(pending), minted, "another writer rotated the secret after createSecret")
 
     def target(self, record: SecretRecord | None, *, minting: bool = False) -> Target:
         """The engine's target for this secret: its record's target name (else one derived from the

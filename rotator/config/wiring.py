@@ -6,15 +6,33 @@ import os
 from collections.abc import Callable
 
 from rotator.config import AwsIamSettings, Config, JFrogSettings
-from rotator.core.options import ConfigError
+from rotator.core.options import ConfigError, SecretRef
+from rotator.core.redact import register
 from rotator.engine import AdminCredential, BeforeMint, Engine, Fence, StepHook
 from rotator.engine.stored_token import StoredToken
 from rotator.jfrog.client import AccessClient
-from rotator.jfrog.errors import JFrogConfigError
+from rotator.jfrog.errors import JFrogConfigError, MintingCredentialError
 from rotator.jfrog.jwt import username_from_subject
 from rotator.jfrog.minting import AwsIamCredential
 from rotator.jfrog.oidc_credential import OidcCredential
 from rotator.jfrog.servers import server_from_config
+
+
+class TokenFile:
+    """``jfrog.access_token_file`` read again at each use, so a long-running process (the daemon)
+    mints with the token the file holds now, not the one it held at start."""
+
+    def __init__(self, ref: SecretRef) -> None:
+        self.ref = ref
+
+    def token(self) -> str:
+        try:
+            value = self.ref.resolve()
+        except ValueError as exc:
+            raise MintingCredentialError(f"jfrog.access_token_file: {exc}") from None
+        register(value)
+        return value
+
 
 #: A minting credential read when needed: ``token()`` is the JFrog token to mint with now.
 MintingSource = OidcCredential | StoredToken | AwsIamCredential
@@ -110,9 +128,12 @@ def credential_check(config: Config, client: AccessClient, has_admin: bool) -> t
 
 
 def build_engine(config: Config, *, step_hook: StepHook | None = None, before_mint: BeforeMint | None = None,
-                 fence: Fence | None = None) -> Engine:
+                 fence: Fence | None = None, orphan_grace_floor: int = 0) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
     source = minting_source(config, client)
+    if source is None and config.jfrog.token.file:  # a secret mount replaces the file when the token rotates
+        source = TokenFile(config.jfrog.token)
     admin = AdminCredential(read=source.token) if source is not None else None
     return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook,
-                  persistency_threshold=config.jfrog.persistency_threshold, before_mint=before_mint, fence=fence)
+                  persistency_threshold=config.jfrog.persistency_threshold, before_mint=before_mint, fence=fence,
+                  orphan_grace_floor=orphan_grace_floor)

@@ -45,6 +45,11 @@ from rotator.triggers.vault_events import EventListener, start_listeners
 
 log = logging.getLogger("rotator.daemon")  # one logger name for the daemon (it is in every log line)
 
+#: The least ``orphan_grace`` the daemon sweeps with (docs/daemon.md): it sweeps while its own jobs,
+#: other replicas or the CLI may hold a token between MINT and STORE, which a shorter grace (``0s``)
+#: would revoke as an orphan, leaving the store a dead token. ``jfrog-rotator sweep`` uses the grace as set.
+ORPHAN_GRACE_FLOOR = 60
+
 
 class RotationDaemon:
     """``jfrog-rotator daemon``: :meth:`start`, then :meth:`run_forever` until a signal stops it.
@@ -72,7 +77,8 @@ class RotationDaemon:
         self.replica = self.leadership.replica if self.leadership else (replica_id or socket.gethostname())
         self.guard = MintGuard(self.leadership) if self.leadership else None
         self.engine: Engine = build_engine(self.config, step_hook=step_hook, before_mint=self.guard,
-                                           fence=self.leadership.confirm if self.leadership else None)
+                                           fence=self.leadership.confirm if self.leadership else None,
+                                           orphan_grace_floor=ORPHAN_GRACE_FLOOR)
         self.metrics.leader.labels(self.replica).set(0 if self.leadership else 1)
         self.listen = listen or self.config.daemon.listen
         self.ops: OpsServer | None = None
@@ -275,7 +281,8 @@ class RotationDaemon:
         try:
             new_config = load_config(self.config_path)
             new_engine = build_engine(new_config, step_hook=self.step_hook, before_mint=self.guard,
-                                      fence=self.leadership.confirm if self.leadership else None)
+                                      fence=self.leadership.confirm if self.leadership else None,
+                                      orphan_grace_floor=ORPHAN_GRACE_FLOOR)
         except ConfigError as exc:
             log.error("config reload refused, keeping the running config: %s", exc)
             return False

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, split_ids, utc_iso
+from rotator.core.record import RecordError, RetiredToken, SecretRecord, parse_time, retired_from_metadata, split_ids, utc_iso
 from rotator.core.shapes import ConsumerValues, Found, registry_hosts, render, render_like
 from rotator.core.target import Target
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
@@ -87,6 +88,40 @@ def record_from_metadata(found: Found, metadata: Mapping[str, str], *, target: s
                         outputs=split_ids(metadata.get("outputs")),
                         outputs_pending=split_ids(metadata.get("outputs_pending")),
                         output_of=metadata.get("output_of") or None)
+
+
+def successor_record(found: Found, me: Mapping[str, Any], metadata: Mapping[str, str], *, target: Target,
+                     url: str) -> SecretRecord | None:
+    """The record of a document that holds the *next* token of the record its metadata describes:
+    a rotation stored the document, and the metadata write after it was lost. ``me`` is JFrog's
+    answer for the document's token (its tag names this target). The previous token is retired
+    with the target's overlap, counted from when the new one was issued; ``None`` when the metadata
+    does not describe a record of ours."""
+    try:
+        previous = record_from_metadata(_Holding(str(metadata.get("token_id") or "")), metadata, target=target.name,
+                                        url=url)
+    except (RecordError, ValueError):
+        return None
+    if previous is None:
+        return None
+    adopted = adopted_record(found, me, target=target.name, url=url)
+    if not adopted.token_id or adopted.token_id == previous.token_id:
+        return None
+    retiring = RetiredToken(previous.token_id, revoke_after=adopted.issued_at + timedelta(seconds=target.overlap),
+                            expires_at=previous.expires_at)
+    return replace(previous, access_token=found.token, token_id=adopted.token_id,
+                   username=previous.username or adopted.username, scope=adopted.scope,
+                   issued_at=adopted.issued_at, expires_at=adopted.expires_at, generation=previous.generation + 1,
+                   retired=(*previous.retired, retiring))
+
+
+class _Holding:
+    """A stand-in :class:`Found` for the token the metadata names (no value: only its id counts)."""
+
+    def __init__(self, token_id: str) -> None:
+        self.token = ""
+        self.username = None
+        self.token_id = token_id
 
 
 def adopted_record(found: Found, me: Mapping[str, Any], *, target: str, url: str) -> SecretRecord:

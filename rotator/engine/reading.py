@@ -13,12 +13,14 @@ from __future__ import annotations
 from backends.base import BackendError, DocumentStore, SecretBackend, StoredValue
 from rotator.core.record import MANAGED_BY, RecordError, SecretRecord
 from rotator.core.shapes import Found, ShapeError, find_token
+from rotator.core.tags import tag_target
 from rotator.core.target import Target
 from rotator.engine.current import Current, repair_metadata
 from rotator.engine.documents import (
     adopted_record,
     keeps_record,
     record_from_metadata,
+    successor_record,
     token_in_template_output,
 )
 from rotator.engine.results import RotationError, RotationStep
@@ -71,7 +73,8 @@ def _read_document(target: Target, backend: SecretBackend, stored: StoredValue, 
     record = record_from_metadata(found, metadata, target=target.name, url=jfrog.url)
     if record is not None:
         return Current(backend, stored, record, found=found)
-    if not target.adopt:
+    ours = metadata.get("managed_by") == MANAGED_BY and metadata.get("target") == target.name
+    if not target.adopt and not ours:
         raise _refused(target, f"{where} holds {found.describe()}, not a record of ours, and adopt is false "
                                "for this target")
     try:
@@ -82,6 +85,14 @@ def _read_document(target: Target, backend: SecretBackend, stored: StoredValue, 
     except JFrogError as exc:
         raise RotationError(target.name, RotationStep.READ,
                             f"{where} holds {found.describe()}; checking its token failed: {exc}") from None
+    if ours and tag_target(str(me.get("description") or "")) == target.name:
+        record = successor_record(found, me, metadata, target=target, url=jfrog.url)
+        if record is not None:  # the document of a rotation whose metadata write was lost
+            repaired = repair_metadata(target, backend, record, metadata, stored.version)
+            return Current(backend, stored, record, repaired, found=found)
+    if not target.adopt:
+        raise _refused(target, f"{where} holds {found.describe()}, not the token its metadata names, and adopt "
+                               "is false for this target")
     return Current(backend, stored, adopted_record(found, me, target=target.name, url=jfrog.url),
                    found=found, adopted=True)
 

@@ -17,6 +17,8 @@ sweep; no secret in a message.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 import rotator.engine.outputs as outputs
-from backends.base import BackendError, LocalStore
+from backends.base import BackendError, LocalStore, RotationClaims, Unsupported
 from rotator.core.record import SecretRecord
 from rotator.core.redact import scrub
 from rotator.core.tags import fleet_filter, tag_after_untagged, tag_target
@@ -51,6 +53,11 @@ BeforeMint = Callable[[Target, Current, str], "str | None"]
 Fence = Callable[[], "str | None"]
 
 
+#: How long a refresh claim taken without ``daemon.leader`` (the CLI, a daemon alone) keeps others
+#: off a target when its holder dies before storing: longer than one rotation takes.
+REFRESH_CLAIM_TTL = 60.0
+
+
 class Engine(RotationSteps):
     """Rotates and sweeps targets. ``jfrog`` is the client for the platform; its own credential
     (if any) is the admin credential used for ``recreate``; token-authenticated calls pass the
@@ -66,6 +73,7 @@ class Engine(RotationSteps):
         self.persistency_threshold = persistency_threshold
         self.before_mint = before_mint
         self.fence = fence
+        self._claimed: dict[str, str] = {}  # rotation id -> holder of the refresh claims this engine took
 
     def _fenced(self, target: Target) -> str | None:
         """Why this process must write no output now (see :data:`Fence`), or ``None``."""
@@ -136,10 +144,22 @@ class Engine(RotationSteps):
         self._hook(RotationStep.MINT, "before", rid)
         if self.before_mint is not None:
             refused = self.before_mint(target, current, rid)
-            if refused:
-                result.outcome = "skipped"  # nothing minted: another replica leads, or claimed it
-                result.warnings.append(refused)
-                return
+        else:  # the CLI, a daemon without daemon.leader: a refresh still runs only under a claim
+            refused = self._claim_refresh(target, current, rid)
+        if refused:
+            result.outcome = "skipped"  # nothing minted: another replica leads, or claimed it
+            result.warnings.append(refused)
+            return
+        try:
+            self._mint_and_store(target, current, views, policy, result)
+        finally:
+            holder = self._claimed.pop(rid, None)
+            if holder is not None and result.outcome != "rotated":
+                self._release_claim(target, current, rid, holder)
+
+    def _mint_and_store(self, target: Target, current: Current, views: list[outputs.OutputView], policy: Overlap,
+                        result: RotationResult) -> None:
+        rid = result.rotation_id
         minted = self.mint(target, current.record, rid)
         result.strategy, result.token_id = minted.strategy, minted.token.token_id
         self._hook(RotationStep.MINT, "after", rid)
@@ -199,6 +219,41 @@ class Engine(RotationSteps):
         self._hook(RotationStep.RETIRE, "after", rid)
         if any(not o.done for o in result.outputs):
             self._outputs_failed(target, result)
+
+    # -- the claim of a refresh (docs/architecture.md, Invariants 6) --------------------------------
+    def _claim_refresh(self, target: Target, current: Current, rid: str) -> str | None:
+        """JFrog refresh tokens are single-use: of several processes refreshing one target from one
+        version, the one that claims it refreshes, the others mint nothing (``None``: go on). A
+        store that cannot hold a claim (a KV v1 mount) refreshes unclaimed, as its compare-and-set
+        is weaker too. A claim given back by a failed rotation (:meth:`_release_claim`) or left by a
+        process that died ends after :data:`REFRESH_CLAIM_TTL`."""
+        if self.planned_strategy(target, current.record) != "refresh":
+            return None
+        backend = current.backend
+        if not isinstance(backend, RotationClaims):
+            return None
+        holder = f"{socket.gethostname()}:{os.getpid()}:{rid}"
+        try:
+            who = backend.claim_rotation(target.path, current.version, holder=holder, rotation_id=rid,
+                                         ttl=REFRESH_CLAIM_TTL)
+        except Unsupported:
+            return None
+        except BackendError as exc:
+            raise RotationError(target.name, RotationStep.MINT,
+                                f"cannot claim the refresh (a refresh runs only under a rotation claim): {exc}") from None
+        if who != holder:
+            log.info("%s: another rotation (%s) claimed this refresh; nothing minted", target.name, who,
+                     extra={"target": target.name, "rotation_id": rid, "outcome": "skipped"})
+            return f"another rotation ({who}) claimed this refresh; nothing minted"
+        self._claimed[rid] = holder
+        return None
+
+    def _release_claim(self, target: Target, current: Current, rid: str, holder: str) -> None:
+        """A rotation that claimed and then failed gives its claim back: a rerun goes at once."""
+        try:
+            current.backend.release_rotation(target.path, current.version, holder=holder)  # type: ignore[attr-defined]
+        except BackendError as exc:  # the claim ends by itself after its ttl
+            log.warning("%s: could not give back the rotation claim: %s", target.name, exc)
 
     # -- fan-out (rotator/engine/outputs.py) ------------------------------------------------------
     def _output_hook(self, rid: str) -> outputs.OutputHook:

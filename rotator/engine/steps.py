@@ -59,6 +59,7 @@ class RotationSteps:
         verify_attempts: int = 5,
         verify_delay: float = 0.2,
         verify_timeout: float | None = None,
+        orphan_grace_floor: int = 0,
     ) -> None:
         self.jfrog = jfrog
         self.backends = backends
@@ -68,6 +69,9 @@ class RotationSteps:
         self.verify_attempts = verify_attempts
         self.verify_delay = verify_delay
         self.verify_timeout = verify_timeout
+        # the least orphan grace this process sweeps with, whatever a target says: a daemon sweeps
+        # while its own jobs (and other replicas, the CLI) may be between MINT and STORE
+        self.orphan_grace_floor = orphan_grace_floor
 
     @property
     def has_admin(self) -> bool:
@@ -405,7 +409,7 @@ class RotationSteps:
         if record is not None:
             known.add(record.token_id)
             known.update(r.token_id for r in record.retired)
-        cutoff = self.clock().timestamp() - target.orphan_grace
+        cutoff = self.clock().timestamp() - max(target.orphan_grace, self.orphan_grace_floor)
         revoked = []
         for token in tokens:
             token_id = str(token.get("token_id") or "")
