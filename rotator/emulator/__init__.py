@@ -269,7 +269,8 @@ class Emulator:
         ``kind`` (then ``status`` is ignored): ``"reset"`` closes the connection without an answer;
         ``"lost"`` serves the request, then stalls and closes it (JFrog acted, the answer is lost);
         ``"revoked"`` serves it and answers a token revoked just before; ``"fake-jwt"`` answers 200
-        with a made-up JWT-shaped token (``rotator.emulator.faults.FAULT_KINDS``)."""
+        with a made-up JWT-shaped token; ``"garbled"`` serves it and answers its body cut short
+        (``rotator.emulator.faults.FAULT_KINDS``)."""
         self._faults.add(
             path, method=method, status=status, count=count, retry_after=retry_after, stall=stall, body=body,
             kind=kind,
@@ -277,6 +278,11 @@ class Emulator:
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    @property
+    def faults_taken(self) -> int:
+        """Requests that met an injected fault since :meth:`start` (counted when they arrive)."""
+        return self._faults.taken
 
     @property
     def requests(self) -> list[RecordedRequest]:

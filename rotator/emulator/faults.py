@@ -51,6 +51,7 @@ FAULT_KINDS = {
     "lost": "serve the request (JFrog acts on it), then stall and close the connection: the answer is lost",
     "revoked": "serve the request, revoke the token its answer carries, then answer 200 with that dead token",
     "fake-jwt": "answer 200 with a made-up token that looks like a JWT (nothing is served or minted)",
+    "garbled": "serve the request, then answer its body cut short: malformed JSON that still holds its tokens",
 }
 
 
@@ -78,6 +79,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self.taken = 0  # faults consumed since start: what a test counts as injected
 
     def add(
         self,
@@ -110,6 +112,7 @@ class FaultInjector:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    self.taken += 1
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)

@@ -195,6 +195,11 @@ class AccessRequestHandler(BaseHTTPRequestHandler):
                 if isinstance(value, str):
                     self.server.app.model.kill_value(value)
             self._write(response, record=request)
+        elif fault.kind == "garbled":
+            response = self._handle(request)
+            if response.body:
+                response.body = response.body[: max(1, len(response.body) - 2)]
+            self._write(response, record=request)
         else:  # fake-jwt
             if fault.stall:
                 time.sleep(fault.stall)

@@ -36,6 +36,11 @@ class RotationError(Exception):
         super().__init__(scrub(f"{target}: {step.value}: {message}"))
 
 
+class RefreshFailed(RotationError):
+    """The refresh grant failed (MINT): JFrog may still have acted on it (an answer lost or
+    unusable), which kills the stored token (``Engine.rotate`` checks)."""
+
+
 @dataclass
 class OutputResult:
     """What a run did at one output of a fan-out target.

@@ -185,3 +185,12 @@ def test_fake_jwt_answers_200_with_a_token_never_issued(api):
 def test_an_unknown_fault_kind_is_refused(api):
     with pytest.raises(ValueError, match="kind must be one of"):
         api.emu.inject_fault(TOKENS, kind="explode")
+
+
+def test_garbled_serves_the_request_and_answers_its_body_cut_short(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="garbled")
+    answer = api.create(username="svc", scope="applied-permissions/admin", description="garbled")
+    assert answer.status_code == 200 and api.emu.mint_count == 1
+    with pytest.raises(ValueError):
+        answer.json()
+    assert api.emu.live_token_count(description_prefix="garbled") == 1
