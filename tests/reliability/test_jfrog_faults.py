@@ -38,6 +38,7 @@ import pytest
 
 from rotator.cli import run
 from rotator.core.record import SecretRecord
+from tests.fixtures.daemon import wait_until
 from tests.reliability.harness import check_config
 from tests.reliability.jfrog_faults_cases import CALLS, FAULTS, TOKENS, bound, settled, write_config
 
@@ -281,3 +282,105 @@ def test_the_fleet_sweeps_list_error_names_the_call(fleet, emulator, tally, ledg
     code, text, _ = cli(["sweep", "-c", str(config)], capsys, ledger)
     tally.add(faults=emulator.faults_taken - taken)
     assert code == 1 and "ci: list tokens: GET /access/api/v1/tokens" in text
+
+
+# -- the daemon's job and sweep -----------------------------------------------------------------
+DAEMON_CASES = [  # (call, strategy, fault): one of each outcome, each call once
+    ("create", "recreate", "503"),
+    ("create", "self", "malformed"),
+    ("refresh", "refresh", "lost"),
+    ("me", "recreate", "reset"),
+    ("revoke", "recreate", "500"),
+]
+
+
+def _metric(daemon, name: str, **labels: str) -> float:
+    """A sample of the daemon's /metrics, 0 when absent."""
+    for family in daemon.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """The daemon retries a failed rotation after 0.5 s (then 1 s, 2 s ...) instead of 15 s."""
+    monkeypatch.setattr("rotator.daemon.target_job.RETRY_BASE", 0.5)
+
+
+@pytest.mark.parametrize("call, strategy, fault",
+                         [pytest.param(*c, id="-".join(c), marks=() if c[0] == "refresh" else pytest.mark.slow)
+                          for c in DAEMON_CASES])
+def test_the_daemons_job_under_a_fault_keeps_the_stored_token_then_rotates(
+        fleet, emulator, tally, ledger, start_daemon, quick_retries, call, strategy, fault):
+    config = write_config(fleet / "rotator.yaml", emulator, strategy=strategy)
+    config.write_text(config.read_text().replace("schedule: {every: 1h}", "schedule: {every: 2s}"))
+    daemon = start_daemon(config)
+    wait_until(lambda: (fleet / "secrets" / "ci.json").exists() and stored(fleet).generation >= 1, 10,
+               what="the first rotation")
+    c, f = CALLS[call], FAULTS[fault]
+    since, taken = len(emulator.requests), emulator.faults_taken
+    before = stored(fleet)
+    runs = daemon.runs_done("ci")
+    f.inject(emulator, c.method, c.path)
+    expected = expectation(call, strategy, fault)
+    if expected == "fails":
+        wait_until(lambda: daemon.targets["ci"].failures >= 1, 30, what="a failed run")
+        error = daemon.targets["ci"].last_error or ""
+        assert loose(c.label) in loose(error) and f.message in error and "Traceback" not in error
+        assert _metric(daemon, "jfrog_rotator_rotations_total", target="ci", result="failed") >= 1
+        assert stored(fleet).token_id == before.token_id
+        check_config(config, emulator, tally, swept=False)
+        emulator.clear_faults()
+    wait_until(lambda: stored(fleet).generation > before.generation, 30, what="a rotation once the fault clears")
+    wait_until(lambda: daemon.runs_done("ci") > runs, 10, what="the run finished")
+    daemon.stop()
+    faults = settled(emulator, c, since, taken)
+    tally.add(faults=faults)
+    assert faults >= 1
+    spent = _metric(daemon, "jfrog_rotator_rotation_duration_seconds_sum")
+    count = _metric(daemon, "jfrog_rotator_rotation_duration_seconds_count")
+    assert spent <= bound(faults) + count * bound(0), f"{spent:.1f}s in {count:.0f} runs for {faults} faults"
+    text = "\n".join(t for _, t in ledger.texts)
+    assert "Traceback" not in text
+    if expected == "rotates" and call == "revoke":
+        assert f"DELETE /access/api/v1/tokens/{before.token_id}" in text
+    if expected == "recovers":
+        assert f"the stored token {before.token_id} no longer works" in text
+    emulator.clear_faults()
+    assert run(["sweep", "-c", str(config)]) == 0
+    check_config(config, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.check(tally)
+
+
+@pytest.mark.parametrize("call, fault", [("list", "reset"), pytest.param("list", "503", marks=pytest.mark.slow),
+                                         pytest.param("revoke", "stall", marks=pytest.mark.slow),
+                                         pytest.param("revoke", "lost", marks=pytest.mark.slow)])
+def test_the_daemons_sweep_under_a_fault_logs_the_call_then_revokes_the_orphan(
+        fleet, emulator, tally, ledger, start_daemon, call, fault):
+    config = write_config(fleet / "rotator.yaml", emulator, strategy="recreate", daemon="sweep_interval: 1s")
+    daemon = start_daemon(config)
+    wait_until(lambda: (fleet / "secrets" / "ci.json").exists(), 10, what="the first rotation")
+    c, f = CALLS[call], FAULTS[fault]
+    since, taken = len(emulator.requests), emulator.faults_taken
+    f.inject(emulator, c.method, c.path)
+    orphan = emulator.create_token("ci", description="jfrog-rotator:ci:r-crashed", expires_in=7 * 86400)
+
+    def logged():
+        return [t for where, t in ledger.texts if where.startswith("log ") and "sweep: ci: " in t]
+
+    wait_until(logged, 30, what="the sweep's error in the log")
+    error = logged()[0]
+    assert loose(c.label) in loose(error) and f.message in error
+    check_config(config, emulator, tally, swept=False)
+    if not f.acts:
+        assert emulator.is_token_active(orphan["token_id"])
+    emulator.clear_faults()
+    wait_until(lambda: not emulator.is_token_active(orphan["token_id"]), 15, what="the orphan revoked")
+    daemon.stop()
+    tally.add(faults=settled(emulator, c, since, taken))
+    check_config(config, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.check(tally)
