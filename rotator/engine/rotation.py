@@ -40,6 +40,7 @@ from rotator.engine.results import (
     RotationStep,
     StepHook,
     SweepResult,
+    VerifyUnavailable,
 )
 from rotator.engine.steps import RotationSteps
 from rotator.jfrog.errors import JFrogError, with_call
@@ -189,7 +190,16 @@ class Engine(RotationSteps):
 
         try:
             self._hook(RotationStep.VERIFY, "before", rid)
-            self.verify(target, minted.token)
+            try:
+                self.verify(target, minted.token)
+            except VerifyUnavailable as exc:
+                if minted.strategy != "refresh":
+                    raise
+                # JFrog answered the refresh with a token, so the previous one is dead already:
+                # revoking the new one for want of an answer would leave the store nothing that works.
+                result.warnings.append(f"{exc}; stored the refreshed token unverified (the refresh already ended "
+                                       "the previous token)")
+                log.warning("%s", result.warnings[-1], extra={"target": target.name})
             self._hook(RotationStep.VERIFY, "after", rid)
             # Retired tokens already due go now, so the record written leaves them out: one write
             # per rotation. A revocation that fails keeps its entry (a sweep retries it); a token

@@ -34,7 +34,7 @@ from rotator.engine.current import AdminCredential, Current, Minted, repair_meta
 from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.reading import read_current
 from rotator.engine.records import RetirePolicy, cleared_fanout_keys, next_record, revoked_per_metadata, rotation_metadata
-from rotator.engine.results import RefreshFailed, RotationError, RotationStep
+from rotator.engine.results import RefreshFailed, RotationError, RotationStep, VerifyUnavailable
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError, with_call
 from rotator.jfrog.jwt import InvalidTokenFormat
@@ -232,14 +232,16 @@ class RotationSteps:
                 spent = max(waited, time.monotonic() - started)
                 out_of_time = self.verify_timeout is not None and spent + delay > self.verify_timeout
                 if not retryable or out_of_time or (self.verify_timeout is None and attempt >= self.verify_attempts):
-                    raise RotationError(target.name, RotationStep.VERIFY,
-                                        f"the new token {token.token_id} does not work (attempt {attempt}): "
-                                        f"{with_call(exc)}") from None
+                    refused = isinstance(exc, JFrogHTTPError) and exc.status in _RETRYABLE_VERIFY
+                    raise (RotationError if refused else VerifyUnavailable)(
+                        target.name, RotationStep.VERIFY,
+                        f"the new token {token.token_id} does not work (attempt {attempt}): {with_call(exc)}") from None
                 self.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 2.0)
             except JFrogError as exc:
-                raise RotationError(target.name, RotationStep.VERIFY, f"cannot verify the new token: {exc}") from None
+                raise VerifyUnavailable(target.name, RotationStep.VERIFY,
+                                        f"cannot verify the new token: {with_call(exc)}") from None
         if me.get("token_id") and me["token_id"] != token.token_id:
             raise RotationError(target.name, RotationStep.VERIFY,
                                 f"GET /tokens/me answered for token {me['token_id']}, not {token.token_id}")
