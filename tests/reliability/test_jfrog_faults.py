@@ -36,11 +36,20 @@ import time
 
 import pytest
 
+from rotator.aws_lambda.container import _JFROG_RETRY as LAMBDA_RETRY
+from rotator.aws_lambda.errors import RotationFailed
 from rotator.cli import run
 from rotator.core.record import SecretRecord
 from tests.fixtures.daemon import wait_until
+from tests.fixtures.lambda_harness import STEPS
 from tests.reliability.harness import check_config
 from tests.reliability.jfrog_faults_cases import CALLS, FAULTS, TOKENS, bound, settled, write_config
+from tests.reliability.jfrog_faults_lambda import (  # noqa: F401 - fixtures
+    harness,
+    lambda_faults,
+    lambda_function,
+    lambda_invariants,
+)
 
 SUITE = "jfrog-faults"
 SEED = 13
@@ -95,8 +104,14 @@ def cli(argv, capsys, ledger) -> tuple[int, str, float]:
     out, err = capsys.readouterr()
     ledger.text("stdout", out)
     ledger.text("stderr", err)
-    logs = "\n".join(text for where, text in ledger.texts if where.startswith("log "))
-    return code, f"{out}\n{err}\n{logs}", elapsed
+    return code, f"{out}\n{err}\n{product_logs(ledger)}", elapsed
+
+
+def product_logs(ledger) -> str:
+    """The log lines of the product (the emulator's own debug lines, a broken pipe's traceback
+    among them, are the test's, not the product's)."""
+    return "\n".join(text for where, text in ledger.texts
+                     if where.startswith("log ") and not where.startswith("log rotator.emulator"))
 
 
 def loose(text: str) -> str:
@@ -344,7 +359,7 @@ def test_the_daemons_job_under_a_fault_keeps_the_stored_token_then_rotates(
     spent = _metric(daemon, "jfrog_rotator_rotation_duration_seconds_sum")
     count = _metric(daemon, "jfrog_rotator_rotation_duration_seconds_count")
     assert spent <= bound(faults) + count * bound(0), f"{spent:.1f}s in {count:.0f} runs for {faults} faults"
-    text = "\n".join(t for _, t in ledger.texts)
+    text = product_logs(ledger)
     assert "Traceback" not in text
     if expected == "rotates" and call == "revoke":
         assert f"DELETE /access/api/v1/tokens/{before.token_id}" in text
@@ -386,3 +401,83 @@ def test_the_daemons_sweep_under_a_fault_logs_the_call_then_revokes_the_orphan(
     check_config(config, emulator, tally)
     ledger.emulator(emulator)
     ledger.check(tally)
+
+
+# -- the Lambda's steps ---------------------------------------------------------------------------
+LAMBDA_CASES = (  # (step, call, minting, faults)
+    [("createSecret", "create", m, f) for m in ("admin", "self")
+     for f in ("503", "reset", "stall", "malformed", "no-token", "lost", "garbled")]
+    + [("testSecret", "me", "admin", f) for f in ("503", "reset", "stall", "malformed")]
+    + [("finishSecret", call, m, f) for call in ("list", "revoke") for m in ("admin", "self")
+       for f in ("503", "reset", "stall")]
+)
+LAMBDA_FAST = {("createSecret", "create", "self", "garbled"), ("testSecret", "me", "admin", "malformed"),
+               ("finishSecret", "list", "self", "reset")}
+
+
+@pytest.mark.parametrize("step, call, minting, fault",
+                         [pytest.param(*c, id="-".join(c), marks=() if c in LAMBDA_FAST else pytest.mark.slow)
+                          for c in LAMBDA_CASES])
+def test_a_lambda_step_under_a_fault_keeps_awscurrent_then_the_retry_completes(
+        request, tally, ledger, monkeypatch, step, call, minting, fault):
+    h = request.getfixturevalue("lambda_faults")
+    if minting == "self":
+        monkeypatch.delenv("JFROG_ADMIN_SECRET_ARN")
+    arn, seed = h.seeded_secret(scope="applied-permissions/user" if minting == "self" else
+                                      "applied-permissions/groups:deployers")
+    h.rotate(arn)  # a rotation first, so a previous token is listed
+    before = h.current(arn)
+    orphan = h.emulator.create_token(before.username, scope=before.scope, expires_in=14400,
+                                           force_revocable=True, description=f"jfrog-rotator:{before.target}:r-lost")
+    token = h.begin(arn)
+    steps = list(STEPS)
+    h.run_steps(arn, token, steps[:steps.index(step)])
+    c, f = CALLS[call], FAULTS[fault]
+    since, taken = len(h.emulator.requests), h.emulator.faults_taken
+    f.inject(h.emulator, c.method, c.path)
+    started = time.monotonic()
+    failed = None
+    try:
+        h.step(arn, token, step)
+    except RotationFailed as exc:
+        failed = str(exc)
+    elapsed = time.monotonic() - started
+    faults = settled(h.emulator, c, since, taken)
+    tally.add(faults=faults)
+    assert faults >= 1
+    assert elapsed <= bound(faults, retry=LAMBDA_RETRY), f"{elapsed:.1f}s for {faults} faulted request(s)"
+    text = product_logs(ledger) + (failed or "")
+    assert "Traceback" not in text
+    if step == "finishSecret":  # promoted all the same; the sweep's failure is a warning, the next one retries
+        assert failed is None and h.holder(arn, "AWSCURRENT") == token
+        assert loose(c.label).replace("/", "") in loose(text).replace("/", "") and f.message in text
+        lambda_invariants(h, arn, tally, swept=False)
+    else:
+        assert failed is not None and loose(named_call(call, fault)) in loose(failed) and f.message in failed
+        assert h.current(arn).token_id == before.token_id and h.holder(arn, "AWSCURRENT") != token
+        lambda_invariants(h, arn, tally, swept=False)
+        h.emulator.clear_faults()
+        h.run_steps(arn, token, steps[steps.index(step):])  # Secrets Manager retries the step
+        assert h.holder(arn, "AWSCURRENT") == token
+    h.emulator.clear_faults()
+    h.rotate(arn)  # the next rotation's finishSecret sweeps what the fault left
+    assert not h.emulator.is_token_active(orphan["token_id"])
+    lambda_invariants(h, arn, tally, swept=True)
+    ledger.emulator(h.emulator)
+    ledger.check(tally)
+
+
+def test_a_refreshed_token_jfrog_gives_no_answer_on_is_stored_not_revoked(fleet, emulator, tally, ledger, capsys):
+    config = write_config(fleet / "rotator.yaml", emulator, strategy="refresh")
+    assert run(["rotate", "-c", str(config), "--all"]) == 0
+    before = stored(fleet)
+    taken = emulator.faults_taken
+    FAULTS["malformed"].inject(emulator, "GET", f"{TOKENS}/me")
+    code, text, _ = cli(["rotate", "-c", str(config), "--all"], capsys, ledger)
+    tally.add(faults=emulator.faults_taken - taken)
+    assert code == 0 and "stored the refreshed token unverified" in text
+    assert stored(fleet).generation == before.generation + 1
+    check_config(config, emulator, tally, swept=False)
+    emulator.clear_faults()
+    assert run(["sweep", "-c", str(config)]) == 0
+    check_config(config, emulator, tally)
