@@ -30,5 +30,5 @@ BUGS = [
                "or a stall) revoked the refreshed token, leaving the store with the previous token, which the "
                "refresh had already killed.",
         "A refreshed token JFrog gives no answer on is stored unverified, with a warning; one JFrog refuses "
-        "(401/403/404) is still revoked, and the dead stored token then recreated."),
+        "(401/403/404) is still revoked, and the dead stored token then recreated.", commit="010d4c7"),
 ]
