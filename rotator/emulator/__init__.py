@@ -261,16 +261,28 @@ class Emulator:
         retry_after: float | None = None,
         stall: float | None = None,
         body: str | None = None,
+        kind: str | None = None,
     ) -> None:
         """The next ``count`` requests whose path starts with ``path`` (and whose method matches,
         if given) sleep ``stall`` seconds if set, then answer ``status`` with an Access error body
-        (or ``body``) and ``Retry-After`` if given. ``status=None`` with a stall: stall, then serve."""
+        (or ``body``) and ``Retry-After`` if given. ``status=None`` with a stall: stall, then serve.
+        ``kind`` (then ``status`` is ignored): ``"reset"`` closes the connection without an answer;
+        ``"lost"`` serves the request, then stalls and closes it (JFrog acted, the answer is lost);
+        ``"revoked"`` serves it and answers a token revoked just before; ``"fake-jwt"`` answers 200
+        with a made-up JWT-shaped token; ``"garbled"`` serves it and answers its body cut short
+        (``rotator.emulator.faults.FAULT_KINDS``)."""
         self._faults.add(
-            path, method=method, status=status, count=count, retry_after=retry_after, stall=stall, body=body
+            path, method=method, status=status, count=count, retry_after=retry_after, stall=stall, body=body,
+            kind=kind,
         )
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    @property
+    def faults_taken(self) -> int:
+        """Requests that met an injected fault since :meth:`start` (counted when they arrive)."""
+        return self._faults.taken
 
     @property
     def requests(self) -> list[RecordedRequest]:

@@ -45,9 +45,20 @@ class RequestLog:
             self._items.clear()
 
 
+#: What a fault does besides (or instead of) an error status; see :meth:`FaultInjector.add`.
+FAULT_KINDS = {
+    "reset": "close the connection without an answer (after the stall, if any); nothing is served",
+    "lost": "serve the request (JFrog acts on it), then stall and close the connection: the answer is lost",
+    "revoked": "serve the request, revoke the token its answer carries, then answer 200 with that dead token",
+    "fake-jwt": "answer 200 with a made-up token that looks like a JWT (nothing is served or minted)",
+    "garbled": "serve the request, then answer its body cut short: malformed JSON that still holds its tokens",
+}
+
+
 @dataclass
 class Fault:
-    """Answer ``status`` (or, with ``status=None``, just stall) for the next ``remaining`` matches."""
+    """Answer ``status`` (or, with ``status=None``, just stall) for the next ``remaining`` matches;
+    ``kind`` (one of :data:`FAULT_KINDS`) replaces the status."""
 
     path: str
     method: str | None
@@ -56,6 +67,7 @@ class Fault:
     retry_after: float | None = None
     stall: float | None = None
     body: str | None = None
+    kind: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.path) and (self.method is None or self.method == method)
@@ -67,6 +79,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self.taken = 0  # faults consumed since start: what a test counts as injected
 
     def add(
         self,
@@ -78,14 +91,19 @@ class FaultInjector:
         retry_after: float | None = None,
         stall: float | None = None,
         body: str | None = None,
+        kind: str | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be >= 1")
-        if status is None and not stall:
-            raise ValueError("a fault needs a status, a stall, or both")
+        if kind is not None:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+            status = None
+        elif status is None and not stall:
+            raise ValueError("a fault needs a status, a stall, a kind, or a mix")
         if status is not None and not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
-        fault = Fault(path, method.upper() if method else None, status, count, retry_after, stall, body)
+        fault = Fault(path, method.upper() if method else None, status, count, retry_after, stall, body, kind)
         with self._lock:
             self._faults.append(fault)
 
@@ -94,6 +112,7 @@ class FaultInjector:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    self.taken += 1
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)

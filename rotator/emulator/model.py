@@ -322,6 +322,16 @@ class AccessModel:
             return 204
         return self.revoke_by_id(principal, principal.token.token_id)
 
+    def kill_value(self, value: str) -> bool:
+        """A test hook (the ``revoked`` fault): the token with this value dies now, whatever its
+        lifetime or revocability; False when no live token has it."""
+        with self._lock:
+            record = self._tokens.by_value(value)
+            if record is None or record.revoked:
+                return False
+            self._tokens.revoke(record)
+            return True
+
     def revoke_by_value(self, principal: Principal, value: str | None) -> dict | None:
         """``DELETE /tokens/revoke`` (admin only). Returns None (→ 204) for unknown/dead values."""
         if not principal.is_admin:

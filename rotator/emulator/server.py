@@ -8,16 +8,20 @@ never wait on Nagle/delayed-ACK (the classic 40 ms stall).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
+import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from rotator.emulator.faults import FaultInjector, RecordedRequest, RequestLog
+from rotator.emulator.faults import Fault, FaultInjector, RecordedRequest, RequestLog
 from rotator.emulator.routes import AccessApp, Request, Response, decode_body
 
 log = logging.getLogger(__name__)
@@ -137,17 +141,23 @@ class AccessRequestHandler(BaseHTTPRequestHandler):
             form=form,
             body_error=body_error,
         )
-        response = self._fault_response(request)
+        fault = self.server.faults.take(request.method, request.path)
+        if fault is not None and fault.kind is not None:
+            self._serve_kind(fault, request)
+            return
+        response = self._fault_response(fault)
         if response is None:
-            try:
-                response = self.server.app.handle(request)
-            except Exception:  # a bug in the emulator must still answer, and not leak details
-                log.debug("emulator failure", exc_info=True)
-                response = Response.access_error(500, "Internal emulator error", "INTERNAL_SERVER_ERROR")
+            response = self._handle(request)
         self._write(response, record=request)
 
-    def _fault_response(self, request: Request) -> Response | None:
-        fault = self.server.faults.take(request.method, request.path)
+    def _handle(self, request: Request) -> Response:
+        try:
+            return self.server.app.handle(request)
+        except Exception:  # a bug in the emulator must still answer, and not leak details
+            log.debug("emulator failure", exc_info=True)
+            return Response.access_error(500, "Internal emulator error", "INTERNAL_SERVER_ERROR")
+
+    def _fault_response(self, fault: Fault | None) -> Response | None:
         if fault is None:
             return None
         if fault.stall:
@@ -164,6 +174,59 @@ class AccessRequestHandler(BaseHTTPRequestHandler):
         if fault.retry_after is not None:
             response.headers.append(("Retry-After", f"{fault.retry_after:g}"))
         return response
+
+    def _serve_kind(self, fault: Fault, request: Request) -> None:
+        """The faults of :data:`~rotator.emulator.faults.FAULT_KINDS`."""
+        if fault.kind == "reset":
+            if fault.stall:
+                time.sleep(fault.stall)
+            self._record(request, 0)
+            self._drop_connection()
+        elif fault.kind == "lost":
+            self._handle(request)  # JFrog acts on it ...
+            self._record(request, 0)
+            if fault.stall:
+                time.sleep(fault.stall)
+            self._drop_connection()  # ... and its answer never arrives
+        elif fault.kind == "revoked":
+            response = self._handle(request)
+            if response.status == 200 and response.content_type == "application/json":
+                value = json.loads(response.body).get("access_token")
+                if isinstance(value, str):
+                    self.server.app.model.kill_value(value)
+            self._write(response, record=request)
+        elif fault.kind == "garbled":
+            response = self._handle(request)
+            if response.body:
+                response.body = response.body[: max(1, len(response.body) - 2)]
+            self._write(response, record=request)
+        else:  # fake-jwt
+            if fault.stall:
+                time.sleep(fault.stall)
+            self._write(Response.json(200, fake_token_answer()), record=request)
+
+    def _drop_connection(self) -> None:
+        """Close this connection without an answer, with a TCP reset (SO_LINGER 0)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _record(self, record: Request, status: int) -> None:
+        self.server.request_log.append(
+            RecordedRequest(
+                method=record.method,
+                path=record.path,
+                query=record.query,
+                headers=dict(self.headers.items()),
+                body=record.body,
+                json=record.json,
+                form=record.form,
+                status=status,
+            )
+        )
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -188,18 +251,7 @@ class AccessRequestHandler(BaseHTTPRequestHandler):
     def _write(self, response: Response, *, record: Request | None) -> None:
         if record is not None:
             # Recorded before the bytes leave, so a client that got its answer finds the record.
-            self.server.request_log.append(
-                RecordedRequest(
-                    method=record.method,
-                    path=record.path,
-                    query=record.query,
-                    headers=dict(self.headers.items()),
-                    body=record.body,
-                    json=record.json,
-                    form=record.form,
-                    status=response.status,
-                )
-            )
+            self._record(record, response.status)
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:
@@ -234,3 +286,18 @@ class AccessRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         """Silent: the stdlib would print request lines to stderr; we never log token values."""
+
+
+def fake_token_answer() -> dict:
+    """A create/refresh answer whose token looks like a JWT but was never issued (``fake-jwt``)."""
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    token_id = str(uuid.uuid4())
+    now = int(time.time())
+    jwt = ".".join((part({"ver": "2", "typ": "JWT", "alg": "RS256", "kid": "fake"}),
+                    part({"sub": "jfac@fake/users/nobody", "scp": "applied-permissions/user", "aud": "*@*",
+                          "iss": "jfac@fake", "exp": now + 3600, "iat": now, "jti": token_id}),
+                    base64.urlsafe_b64encode(uuid.uuid4().bytes * 8).decode().rstrip("=")))
+    return {"token_id": token_id, "access_token": jwt, "refresh_token": str(uuid.uuid4()), "expires_in": 3600,
+            "scope": "applied-permissions/user", "token_type": "Bearer"}

@@ -34,9 +34,18 @@ from rotator.core.tags import fleet_filter, tag_after_untagged, tag_target
 from rotator.core.target import Target
 from rotator.engine.current import Current
 from rotator.engine.records import PERSISTENCY_THRESHOLD, Overlap
-from rotator.engine.results import OutputResult, RotationError, RotationResult, RotationStep, StepHook, SweepResult
+from rotator.engine.results import (
+    OutputResult,
+    RefreshFailed,
+    RotationError,
+    RotationResult,
+    RotationStep,
+    StepHook,
+    SweepResult,
+    VerifyUnavailable,
+)
 from rotator.engine.steps import RotationSteps
-from rotator.jfrog.errors import JFrogError
+from rotator.jfrog.errors import JFrogError, with_call
 
 log = logging.getLogger("rotator.engine")
 
@@ -96,7 +105,25 @@ class Engine(RotationSteps):
         result = RotationResult(target=target.name, rotation_id=rid, outcome="failed", reason=reason)
         started = time.monotonic()
         try:
-            self._rotate(target, result, dry_run, only_if_version)
+            try:
+                self._rotate(target, result, dry_run, only_if_version)
+            except RotationError as exc:
+                dead = self._dead_after_refresh(target, result, exc)
+                if dead is None:
+                    raise
+                if not self.may_recreate(target):
+                    raise RotationError(target.name, exc.step, f"{exc.detail}; {dead}: store a new token (rotate "
+                                        "once with an admin credential and fallback_to_recreate, or by hand)") from None
+                log.warning("%s: %s; %s: recreating it", target.name, exc, dead, extra={"target": target.name})
+                result.warnings.append(f"{exc}; {dead}: recreated it (fallback_to_recreate)")
+                result.outcome, result.strategy, result.token_id = "failed", None, None
+                try:
+                    self._rotate(target, result, dry_run, only_if_version, recreate=True)
+                except RotationError as again:
+                    raise RotationError(target.name, again.step, f"{again.detail}; before that, {dead}") from None
+                if result.outcome != "rotated":
+                    raise RotationError(target.name, exc.step, f"{exc.detail}; {dead}, and recreating it did not "
+                                        f"happen ({result.outcome})") from None
         except RotationError as exc:
             result.error, result.step = str(exc), exc.step.value
             if exc.step is not RotationStep.READ:  # an unreadable value is not ours to touch
@@ -108,7 +135,24 @@ class Engine(RotationSteps):
                                                        "step": result.step, "token_id": result.token_id})
         return result
 
-    def _rotate(self, target: Target, result: RotationResult, dry_run: bool, only_if_version: Any) -> None:
+    def _dead_after_refresh(self, target: Target, result: RotationResult, exc: RotationError) -> str | None:
+        """After a refresh that failed, or whose new token failed VERIFY: JFrog may have acted on it,
+        and then the stored token is dead (refresh tokens are single-use, the old token dies at once;
+        https://jfrog.com/help/r/jfrog-rest-apis/refresh-token). Says so when ``GET /tokens/me``
+        refuses the stored token; ``None`` when it works, or nothing can tell."""
+        if not (isinstance(exc, RefreshFailed) or (exc.step is RotationStep.VERIFY and result.strategy == "refresh")):
+            return None
+        try:
+            record = self.read(target).record
+        except RotationError:
+            return None
+        if record is None or self.stored_token_works(record) is not False:
+            return None
+        return (f"the stored token {record.token_id} no longer works (JFrog acted on the refresh, but its answer "
+                "was lost or unusable)")
+
+    def _rotate(self, target: Target, result: RotationResult, dry_run: bool, only_if_version: Any, *,
+                recreate: bool = False) -> None:
         rid = result.rotation_id
 
         self._hook(RotationStep.READ, "before", rid)
@@ -151,22 +195,31 @@ class Engine(RotationSteps):
             result.warnings.append(refused)
             return
         try:
-            self._mint_and_store(target, current, views, policy, result)
+            self._mint_and_store(target, current, views, policy, result, recreate=recreate)
         finally:
             holder = self._claimed.pop(rid, None)
             if holder is not None and result.outcome != "rotated":
                 self._release_claim(target, current, rid, holder)
 
     def _mint_and_store(self, target: Target, current: Current, views: list[outputs.OutputView], policy: Overlap,
-                        result: RotationResult) -> None:
+                        result: RotationResult, *, recreate: bool = False) -> None:
         rid = result.rotation_id
-        minted = self.mint(target, current.record, rid)
+        minted = self.mint(target, current.record, rid, recreate=recreate)
         result.strategy, result.token_id = minted.strategy, minted.token.token_id
         self._hook(RotationStep.MINT, "after", rid)
 
         try:
             self._hook(RotationStep.VERIFY, "before", rid)
-            self.verify(target, minted.token)
+            try:
+                self.verify(target, minted.token)
+            except VerifyUnavailable as exc:
+                if minted.strategy != "refresh":
+                    raise
+                # JFrog answered the refresh with a token, so the previous one is dead already:
+                # revoking the new one for want of an answer would leave the store nothing that works.
+                result.warnings.append(f"{exc}; stored the refreshed token unverified (the refresh already ended "
+                                       "the previous token)")
+                log.warning("%s", result.warnings[-1], extra={"target": target.name})
             self._hook(RotationStep.VERIFY, "after", rid)
             # Retired tokens already due go now, so the record written leaves them out: one write
             # per rotation. A revocation that fails keeps its entry (a sweep retries it); a token
@@ -395,7 +448,7 @@ class Engine(RotationSteps):
         try:
             tokens = self.jfrog.list_tokens(description=fleet_filter(), token=self.admin.token())
         except JFrogError as exc:
-            return [SweepResult(t.name, errors=[f"{t.name}: list tokens: {exc}"]) for t in targets]
+            return [SweepResult(t.name, errors=[f"{t.name}: list tokens: {with_call(exc)}"]) for t in targets]
         by_target: dict[str, list[Mapping[str, Any]]] = {}
         for token in tokens:
             name = tag_target(token.get("description"))

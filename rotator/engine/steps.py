@@ -34,9 +34,9 @@ from rotator.engine.current import AdminCredential, Current, Minted, repair_meta
 from rotator.engine.documents import keeps_record, render_value
 from rotator.engine.reading import read_current
 from rotator.engine.records import RetirePolicy, cleared_fanout_keys, next_record, revoked_per_metadata, rotation_metadata
-from rotator.engine.results import RotationError, RotationStep
+from rotator.engine.results import RefreshFailed, RotationError, RotationStep, VerifyUnavailable
 from rotator.jfrog.client import AccessClient, TokenResponse
-from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError
+from rotator.jfrog.errors import JFrogConnectionError, JFrogError, JFrogHTTPError, with_call
 from rotator.jfrog.jwt import InvalidTokenFormat
 
 log = logging.getLogger("rotator.engine")
@@ -138,22 +138,44 @@ class RotationSteps:
             return "recreate"
         return target.strategy
 
-    def mint(self, target: Target, current: SecretRecord | None, rotation_id: str) -> Minted:
-        """A new token, by the target's strategy (a refresh falls back to recreate when allowed).
-        Replacing a token the rotator did not mint (generation 0: adopted, or stored by hand), its
-        tag says so (:func:`~rotator.core.tags.description_tag`), for the sweep."""
+    def may_recreate(self, target: Target) -> bool:
+        """Whether a ``refresh`` target may fall back to ``recreate``."""
+        return target.fallback_to_recreate and self.has_admin
+
+    def stored_token_works(self, record: SecretRecord) -> bool | None:
+        """``GET /access/api/v1/tokens/me`` with the stored token: whether JFrog still accepts it
+        (``None``: no answer to tell). After a refresh whose answer was lost or unusable, a dead
+        stored token says JFrog acted on it: refresh tokens are single-use and the old token dies."""
+        try:
+            self.jfrog.get_me(token=record.access_token)
+        except JFrogHTTPError as exc:
+            return exc.status not in (401, 403, 404)
+        except JFrogError:
+            return None
+        return True
+
+    def mint(self, target: Target, current: SecretRecord | None, rotation_id: str, *,
+             recreate: bool = False) -> Minted:
+        """A new token, by the target's strategy (a refresh falls back to recreate when allowed;
+        ``recreate``: do that now). Replacing a token the rotator did not mint (generation 0:
+        adopted, or stored by hand), its tag says so (:func:`~rotator.core.tags.description_tag`),
+        for the sweep."""
         after_untagged = current is not None and current.generation == 0
+        if recreate:
+            return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged), "recreate")
         if target.strategy == "refresh":
             if current and current.refresh_token:
                 try:
                     return Minted(self._refresh(target, current), "refresh")
                 except JFrogHTTPError as exc:
-                    if exc.status not in (400, 401, 404) or not (target.fallback_to_recreate and self.has_admin):
-                        raise RotationError(target.name, RotationStep.MINT, f"refresh failed: {exc}") from None
+                    if exc.status not in (400, 401, 404) or not self.may_recreate(target):
+                        raise RefreshFailed(target.name, RotationStep.MINT,
+                                            f"refresh failed (POST /access/api/v1/tokens): {exc}") from None
                     log.warning("%s: refresh token unusable (%s %s); falling back to recreate",
                                 target.name, exc.status, exc.first_message())
                 except JFrogError as exc:
-                    raise RotationError(target.name, RotationStep.MINT, f"refresh failed: {exc}") from None
+                    raise RefreshFailed(target.name, RotationStep.MINT,
+                                        f"refresh failed (POST /access/api/v1/tokens): {exc}") from None
             elif current is not None and not (target.fallback_to_recreate and self.has_admin):
                 raise RotationError(target.name, RotationStep.MINT,
                                     "no refresh token stored and recreating is not allowed for this target")
@@ -214,14 +236,16 @@ class RotationSteps:
                 spent = max(waited, time.monotonic() - started)
                 out_of_time = self.verify_timeout is not None and spent + delay > self.verify_timeout
                 if not retryable or out_of_time or (self.verify_timeout is None and attempt >= self.verify_attempts):
-                    raise RotationError(target.name, RotationStep.VERIFY,
-                                        f"the new token {token.token_id} does not work (attempt {attempt}): "
-                                        f"{exc}") from None
+                    refused = isinstance(exc, JFrogHTTPError) and exc.status in _RETRYABLE_VERIFY
+                    raise (RotationError if refused else VerifyUnavailable)(
+                        target.name, RotationStep.VERIFY,
+                        f"the new token {token.token_id} does not work (attempt {attempt}): {with_call(exc)}") from None
                 self.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 2.0)
             except JFrogError as exc:
-                raise RotationError(target.name, RotationStep.VERIFY, f"cannot verify the new token: {exc}") from None
+                raise VerifyUnavailable(target.name, RotationStep.VERIFY,
+                                        f"cannot verify the new token: {with_call(exc)}") from None
         if me.get("token_id") and me["token_id"] != token.token_id:
             raise RotationError(target.name, RotationStep.VERIFY,
                                 f"GET /tokens/me answered for token {me['token_id']}, not {token.token_id}")
@@ -403,7 +427,7 @@ class RotationSteps:
             try:
                 tokens = self.jfrog.list_tokens(description=description_filter(target.name), token=credential)
             except JFrogError as exc:
-                errors.append(f"{target.name}: list tokens: {exc}")
+                errors.append(f"{target.name}: list tokens: {with_call(exc)}")
                 return []
         known = set(also_known)
         if record is not None:
@@ -430,7 +454,7 @@ class RotationSteps:
         try:
             return self.jfrog.revoke_token(token_id, token=credential)
         except JFrogError as exc:
-            message = f"{target.name}: revoke {token_id}: {exc}"
+            message = f"{target.name}: revoke {token_id}: {with_call(exc)}"
             log.warning("%s", message)
             errors.append(message)
             return None
@@ -446,7 +470,7 @@ class RotationSteps:
             self.jfrog.revoke_token(minted.token_id, token=credential)
         except JFrogError as exc:
             log.warning("%s: could not revoke new token %s (%s); a sweep will retry", target.name,
-                        minted.token_id, exc)
+                        minted.token_id, with_call(exc))
             return False
         log.info("%s: revoked new token %s because %s", target.name, minted.token_id, why)
         return True

@@ -181,7 +181,7 @@ class AccessClient:
         ``token`` authenticates this one call instead of the client's own credential (a token
         minting its own successor). https://jfrog.com/help/r/jfrog-rest-apis/create-token
         """
-        return TokenResponse.from_json(self._json("POST", TOKENS, json_body=dict(body), token=token))
+        return self._token_answer("POST", TOKENS, json_body=dict(body), token=token)
 
     def refresh_token(
         self,
@@ -210,8 +210,7 @@ class AccessClient:
         body["grant_type"] = "refresh_token"
         if include_reference_token is not None:
             body["include_reference_token"] = include_reference_token
-        data = self._json("POST", TOKENS, json_body=body, token=access_token)
-        return TokenResponse.from_json(data)
+        return self._token_answer("POST", TOKENS, json_body=body, token=access_token)
 
     def revoke_token(self, token_id: str, *, token: str | None = None) -> bool:
         """``DELETE /access/api/v1/tokens/{id}``: True if revoked now, False if it was already gone (204).
@@ -335,10 +334,23 @@ class AccessClient:
         try:
             data = response.json()
         except ValueError:
+            # A broken 2xx answer may still carry the tokens JFrog minted (a refresh token is a bare
+            # UUID no pattern masks): say what came, never echo it.
             raise JFrogHTTPError(
-                method, path, response.status_code, "(answer is not JSON)", response.text
+                method, path, response.status_code,
+                f"(answer is not JSON: {len(response.content)} bytes of {response.headers.get('Content-Type') or 'no type'})",
+                "",
             ) from None
         return data if isinstance(data, dict) else {"value": data}
+
+    def _token_answer(self, method: str, path: str, **kwargs: Any) -> TokenResponse:
+        """A create or refresh answer, which must name the token: a 200 without one is a broken answer."""
+        data = self._json(method, path, **kwargs)
+        token = TokenResponse.from_json(data)
+        if not token.access_token or not token.token_id:
+            missing = " and ".join(k for k in ("access_token", "token_id") if not data.get(k))
+            raise JFrogHTTPError(method, path, 200, f"(answer has no {missing})", "")
+        return token
 
     def _call(
         self,
@@ -370,12 +382,31 @@ class AccessClient:
         except requests.exceptions.SSLError as exc:
             raise JFrogConnectionError(method, path, f"TLS error: {_reason(exc)}") from None
         except requests.exceptions.Timeout:
-            raise JFrogConnectionError(method, path, f"timed out after {self.timeout}s") from None
+            raise JFrogConnectionError(method, path, f"timed out after {self._read_timeout():g}s") from None
         except requests.exceptions.RequestException as exc:
+            if _read_timed_out(exc):  # urllib3's retry wraps a read timeout in a ConnectionError
+                raise JFrogConnectionError(method, path, f"timed out after {self._read_timeout():g}s") from None
             raise JFrogConnectionError(method, path, f"cannot reach {self.url}: {_reason(exc)}") from None
         if response.status_code not in ok:
             raise JFrogHTTPError(method, path, response.status_code, response.reason or "", response.text)
         return response
+
+
+    def _read_timeout(self) -> float:
+        return float(self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout)
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """Whether a requests error is a read timeout (the server was reached, its answer did not come)."""
+    inner: BaseException | None = exc
+    seen = 0
+    while inner is not None and seen < 10:
+        if isinstance(inner, urllib3.exceptions.ReadTimeoutError):
+            return True
+        inner = getattr(inner, "reason", None) or (inner.args[0] if inner.args and isinstance(
+            inner.args[0], BaseException) else None) or inner.__cause__ or inner.__context__
+        seen += 1
+    return False
 
 
 class _BearerAuth(requests.auth.AuthBase):

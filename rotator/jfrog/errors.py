@@ -81,6 +81,14 @@ class JFrogHTTPError(JFrogError):
         return f"JFrogHTTPError(method={self.method!r}, path={self.path!r}, status={self.status})"
 
 
+def with_call(exc: JFrogError) -> str:
+    """The error's message naming the call that failed (``METHOD /path: ...``): a connection error
+    names it already, an HTTP error's message starts with the server's answer."""
+    if isinstance(exc, JFrogHTTPError):
+        return f"{exc.call}: {exc}"
+    return str(exc)
+
+
 def _errors_of(body: str) -> list[dict[str, Any]]:
     try:
         parsed = json.loads(body)

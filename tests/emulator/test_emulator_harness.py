@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from rotator.emulator import AccessError
 from tests.fixtures.emulator_http import TOKENS, bearer
@@ -148,3 +149,48 @@ def test_admin_credential_string_can_be_injected(make_emulator, api_for):
 
 def test_authenticates_is_false_for_unknown_values(emulator):
     assert not emulator.authenticates("eyJnope")
+
+
+def test_reset_closes_the_connection_without_an_answer_and_serves_nothing(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="reset")
+    with pytest.raises(requests.ConnectionError):
+        api.create(username="svc", scope="applied-permissions/admin")
+    assert api.emu.mint_count == 0 and [r.status for r in api.emu.requests] == [0]
+    assert api.create(username="svc", scope="applied-permissions/admin").status_code == 200
+
+
+def test_lost_serves_the_request_then_drops_its_answer(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="lost", stall=0.1)
+    with pytest.raises(requests.ConnectionError):
+        api.create(username="svc", scope="applied-permissions/admin", description="lost")
+    assert api.emu.mint_count == 1 and api.emu.live_token_count(description_prefix="lost") == 1
+
+
+def test_revoked_answers_a_token_that_no_longer_works(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="revoked")
+    answer = api.create(username="svc", scope="applied-permissions/admin", description="dead")
+    assert answer.status_code == 200 and answer.json()["token_id"]
+    assert not api.emu.authenticates(answer.json()["access_token"])
+    assert api.emu.live_token_count(description_prefix="dead") == 0
+
+
+def test_fake_jwt_answers_200_with_a_token_never_issued(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="fake-jwt")
+    answer = api.create(username="svc", scope="applied-permissions/admin")
+    token = answer.json()["access_token"]
+    assert answer.status_code == 200 and token.count(".") == 2 and token.startswith("eyJ")
+    assert not api.emu.authenticates(token) and api.emu.mint_count == 0
+
+
+def test_an_unknown_fault_kind_is_refused(api):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        api.emu.inject_fault(TOKENS, kind="explode")
+
+
+def test_garbled_serves_the_request_and_answers_its_body_cut_short(api):
+    api.emu.inject_fault(TOKENS, method="POST", kind="garbled")
+    answer = api.create(username="svc", scope="applied-permissions/admin", description="garbled")
+    assert answer.status_code == 200 and api.emu.mint_count == 1
+    with pytest.raises(ValueError):
+        answer.json()
+    assert api.emu.live_token_count(description_prefix="garbled") == 1
