@@ -52,7 +52,8 @@ class VaultTransport:
         self.namespace = namespace
         self.timeout = timeout
         if verify is False:
-            log.warning("%s: TLS certificate verification is disabled for %s", name, url)
+            log.warning("%s: TLS certificate verification is disabled for %s (tls_verify: false); use only for testing",
+                        name, url)
         self.tls_verify = default_verify() if verify is True else verify
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login.

@@ -111,6 +111,27 @@ class TokenResponse:
         )
 
 
+def _token_answer(method: str, path: str, data: Mapping[str, Any]) -> TokenResponse:
+    """A token answer as :class:`TokenResponse`; :class:`JFrogHTTPError` naming the call when it is
+    not one (no ``access_token`` or ``token_id`` string, an ``expires_in`` that is not a number)."""
+    register(*(v for k in ("access_token", "refresh_token", "reference_token")
+               if isinstance(v := data.get(k), str)))
+    problems = [f"'{key}' is missing or not a string" for key in ("access_token", "token_id")
+                if not isinstance(data.get(key), str) or not data.get(key)]
+    if not problems and data["access_token"].count(".") != 2:
+        problems.append("'access_token' is not a JWT")
+    problems += [f"'{key}' is not a string" for key in ("refresh_token", "reference_token", "scope")
+                 if data.get(key) is not None and not isinstance(data.get(key), str)]
+    expires_in = data.get("expires_in")
+    if expires_in not in (None, "") and not (isinstance(expires_in, int) and not isinstance(expires_in, bool)
+                                             or isinstance(expires_in, str) and expires_in.isascii()
+                                             and expires_in.isdigit()):
+        problems.append("'expires_in' is not a number of seconds")
+    if problems:
+        raise JFrogHTTPError(method, path, 200, f"(answer is not a token: {'; '.join(problems)})", "")
+    return TokenResponse.from_json(data)
+
+
 class AccessClient:
     """Talks to one JFrog Platform (``url`` is the platform base, e.g. ``https://acme.jfrog.io``).
 
@@ -152,7 +173,7 @@ class AccessClient:
         pin_environment(self.session, self.url)
         self._verify = _verify_setting(verify, ca_bundle)
         if verify is False:
-            log.warning("TLS certificate verification is OFF for %s; use only for testing", self.url)
+            log.warning("TLS certificate verification is OFF for %s (tls_verify: false); use only for testing", self.url)
             # Said once above; urllib3 would otherwise repeat it on every request.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._cert = _client_cert(client_cert, client_key) if (client_cert or client_key) else None
@@ -177,7 +198,7 @@ class AccessClient:
         ``token`` authenticates this one call instead of the client's own credential (a token
         minting its own successor). https://jfrog.com/help/r/jfrog-rest-apis/create-token
         """
-        return TokenResponse.from_json(self._json("POST", TOKENS, json_body=dict(body), token=token))
+        return _token_answer("POST", TOKENS, self._json("POST", TOKENS, json_body=dict(body), token=token))
 
     def refresh_token(
         self,
@@ -207,7 +228,7 @@ class AccessClient:
         if include_reference_token is not None:
             body["include_reference_token"] = include_reference_token
         data = self._json("POST", TOKENS, json_body=body, token=access_token)
-        return TokenResponse.from_json(data)
+        return _token_answer("POST", TOKENS, data)
 
     def revoke_token(self, token_id: str, *, token: str | None = None) -> bool:
         """``DELETE /access/api/v1/tokens/{id}``: True if revoked now, False if it was already gone (204).
@@ -253,8 +274,12 @@ class AccessClient:
             if value is not None:
                 params[key] = str(value).lower() if isinstance(value, bool) else str(value)
         data = self._json("GET", TOKENS, params=params, token=token)
-        tokens = data.get("tokens", [])
-        return tokens if isinstance(tokens, list) else []
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, dict) and isinstance(t.get("token_id"), str)
+                                                   for t in tokens):
+            raise JFrogHTTPError("GET", TOKENS, 200, "(answer is not a token list: 'tokens' must be a list of "
+                                                     "objects with a token_id)", "")
+        return tokens
 
     def get_token(self, token_id: str) -> dict[str, Any]:
         """``GET /access/api/v1/tokens/{id}``. https://jfrog.com/help/r/jfrog-rest-apis/get-token-by-id"""
