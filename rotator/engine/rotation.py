@@ -90,7 +90,7 @@ class Engine(RotationSteps):
         try:
             self._rotate(target, result, dry_run, only_if_version)
         except RotationError as exc:
-            result.error, result.step = str(exc), exc.step.value
+            result.error, result.step, result.bad_input = str(exc), exc.step.value, exc.bad_input
             if exc.step is not RotationStep.READ:  # an unreadable value is not ours to touch
                 self.record_failure(target, str(exc))
         finally:
