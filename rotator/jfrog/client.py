@@ -355,7 +355,7 @@ class AccessClient:
         response = self._call(method, path, **kwargs)
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: '[[[[...' nested past Python's limit
             raise JFrogHTTPError(
                 method, path, response.status_code, "(answer is not JSON)", response.text
             ) from None
