@@ -35,7 +35,7 @@ from tests.reliability.harness import check_config
 
 SUITE = "bad-input"
 
-FEW, MANY = 12, 150
+FEW, MANY = 20, 400
 
 
 def examples(fast: int, full: int):
@@ -95,7 +95,7 @@ def test_a_bad_value_anywhere_in_the_config_is_refused_naming_it(n, tally, env, 
     case()
     assert env.digest() == before and emulator.mint_count == minted
     env.finish()
-    tally.add(examples=seen, checks=seen * 2)
+    tally.add(examples=seen, checks=seen * 2, faults=seen)
 
 
 @examples(FEW, MANY)
@@ -118,7 +118,7 @@ def test_a_config_bad_as_a_whole_is_refused(n, tally, env, emulator, capsys):
     case()
     assert env.digest() == before and emulator.mint_count == minted
     env.finish()
-    tally.add(examples=seen, checks=seen)
+    tally.add(examples=seen, checks=seen, faults=seen)
 
 
 BOMB = textwrap.dedent("""\
@@ -144,7 +144,7 @@ def test_a_yaml_alias_bomb_is_refused_within_bounded_memory(tally, env, tmp_path
     assert "aliases" in done.stderr and "more than 2,000,000 values" in done.stderr, done.stderr[-800:]
     assert "Traceback" not in done.stderr and len(done.stderr) < 1000
     env.finish()
-    tally.add(checks=1)
+    tally.add(checks=1, faults=1)
 
 
 def test_durations_take_ascii_digits_and_at_most_100_years(tally, env, capsys):
@@ -156,7 +156,7 @@ def test_durations_take_ascii_digits_and_at_most_100_years(tally, env, capsys):
         config.write_text(json.dumps(bad.mutate(env.good, ("targets", 0, "token", "expiry"), value)))
         assert_refused(env.run("check-config", "-c", str(config)), *words)
     env.finish()
-    tally.add(checks=3)
+    tally.add(checks=3, faults=3)
 
 
 def test_a_json_config_nested_deeper_than_the_recursion_limit_is_exit_2(tally, env, capsys):
@@ -165,7 +165,7 @@ def test_a_json_config_nested_deeper_than_the_recursion_limit_is_exit_2(tally, e
     config.write_text('{"jfrog": ' + "[" * 100_000 + "]" * 100_000 + "}")
     assert_refused(env.run("check-config", "-c", str(config)), "nested more than 64 levels")
     env.finish()
-    tally.add(checks=1)
+    tally.add(checks=1, faults=1)
 
 
 def test_a_list_as_a_yaml_key_is_exit_2(tally, env, capsys):
@@ -174,7 +174,7 @@ def test_a_list_as_a_yaml_key_is_exit_2(tally, env, capsys):
     config.write_text("? [a, b]\n: 1\n" + yaml.safe_dump(env.good))
     assert_refused(env.run("check-config", "-c", str(config)), "line 1", "must be plain text")
     env.finish()
-    tally.add(checks=1)
+    tally.add(checks=1, faults=1)
 
 
 @pytest.mark.parametrize("path, words", sorted(bad.BAD_PATHS.items()), ids=repr)
@@ -188,7 +188,7 @@ def test_a_target_path_the_store_cannot_hold_is_refused_at_load(tally, env, emul
         assert_refused(env.run(command[0], "-c", str(config), *command[1:]), "targets[0].path", words)
     assert env.digest() == before and emulator.mint_count == minted
     env.finish()
-    tally.add(checks=2)
+    tally.add(checks=2, faults=2)
 
 
 @pytest.mark.parametrize("where, value, words", [
@@ -204,7 +204,7 @@ def test_settings_that_load_but_cannot_work_are_refused(tally, env, capsys, wher
     config.write_text(json.dumps(bad.mutate(env.good, where, value)))
     assert_refused(env.run("check-config", "-c", str(config)), *words)
     env.finish()
-    tally.add(checks=1)
+    tally.add(checks=1, faults=1)
 
 
 def test_tls_verify_false_warns_once_naming_the_setting(tally, env, openbao, monkeypatch, caplog, capsys):
@@ -221,7 +221,7 @@ def test_tls_verify_false_warns_once_naming_the_setting(tally, env, openbao, mon
     assert len([m for m in warned if "OFF for" in m]) == 1 and len([m for m in warned if "vault:" in m]) == 1, warned
     assert all("tls_verify: false" in m for m in warned), warned
     env.finish()
-    tally.add(checks=2)
+    tally.add(checks=2, faults=1)
 
 
 # -- command lines ----------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_a_bad_command_line_is_exit_2_naming_the_flag(n, tally, env, emulator, c
     case()
     assert env.digest() == before and emulator.mint_count == minted
     env.finish()
-    tally.add(examples=seen, checks=seen)
+    tally.add(examples=seen, checks=seen, faults=seen)
 
 
 # -- stored values ----------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def _stored_value(what: str, kind: str, emulator) -> str:
 @pytest.mark.parametrize("store_kind", ["file"] + [pytest.param(k, marks=pytest.mark.slow) for k in STORES[1:]])
 @pytest.mark.parametrize("what", sorted(STORED))
 def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind, make_store, request, tmp_path,
-                                                               monkeypatch, emulator, capsys, cli_env, what):
+                                                               monkeypatch, emulator, capsys, cli_env, ledger, what):
     """Regression: a stored value that is not a usable record made ``rotate`` exit 1 (a remote
     failure) instead of 2 (bad input); ``status`` called another target's record 'ok'."""
     monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
@@ -301,12 +301,16 @@ def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind
     before, minted = snapshot(store, path), emulator.mint_count
     words = STORED[what][1] if not (store_kind.startswith("vault") and what != "other-target"
                                    and what != "dead-token") else ["left untouched"]
-    assert_refused(cli(capsys, "rotate", "-c", config, "--all"), path, *words)
-    status = cli(capsys, "status", "-c", config, "--format", "json")
+    assert_refused(cli(capsys, "rotate", "-c", config, "--all", ledger=ledger), path, *words)
+    status = cli(capsys, "status", "-c", config, "--format", "json", ledger=ledger)
     assert "Traceback" not in status.text
     assert json.loads(status.out)[0]["state"] != "ok", status.out
     assert snapshot(store, path) == before and emulator.mint_count == minted
-    tally.add(checks=3)
+    if store_kind.startswith("vault"):
+        ledger.secret(request.getfixturevalue("openbao").root_token)
+    ledger.emulator(emulator)
+    ledger.check(tally)
+    tally.add(checks=3, faults=1)
 
 
 @examples(FEW, MANY)
@@ -330,7 +334,7 @@ def test_any_value_without_a_token_is_refused_and_kept(n, tally, make_store, req
         assert snapshot(store, path) == before and emulator.mint_count == minted
 
     case()
-    tally.add(examples=seen, checks=seen)
+    tally.add(examples=seen, checks=seen, faults=seen)
 
 
 # -- Lambda events ----------------------------------------------------------------------------
@@ -340,7 +344,7 @@ def _lambda_state(h, arn: str) -> tuple:
 
 
 @examples(FEW, MANY)
-def test_a_bad_lambda_event_is_refused_naming_the_field(n, tally, harness):  # noqa: F811 - the fixture
+def test_a_bad_lambda_event_is_refused_naming_the_field(n, tally, harness, ledger):  # noqa: F811 - the fixture
     arn, _ = harness.seeded_secret()
     token = harness.begin(arn)
     before, minted, seen = _lambda_state(harness, arn), harness.emulator.mint_count, 0
@@ -361,6 +365,7 @@ def test_a_bad_lambda_event_is_refused_naming_the_field(n, tally, harness):  # n
         with pytest.raises((RotationSetupError, RotationFailed)) as refused:
             aws_lambda.handler(event, None)
         message = str(refused.value)
+        ledger.text("Lambda error", message)
         assert len(message) < 2000 and "Traceback" not in message
         named = [name for name in ("SecretId", "ClientRequestToken", "Step", "RotationToken", "event", "secret",
                                    "version") if name in message]
@@ -368,7 +373,9 @@ def test_a_bad_lambda_event_is_refused_naming_the_field(n, tally, harness):  # n
 
     case()
     assert _lambda_state(harness, arn) == before and harness.emulator.mint_count == minted
-    tally.add(examples=seen, checks=seen)
+    ledger.emulator(harness.emulator)
+    ledger.check(tally)
+    tally.add(examples=seen, checks=seen, faults=seen)
 
 
 @pytest.mark.parametrize("event, words", [
@@ -389,7 +396,7 @@ def test_lambda_event_fields_are_checked_before_anything_is_read(tally, harness,
     assert all(w in str(refused.value) for w in words), str(refused.value)[:300]
     assert len(str(refused.value)) < 1000
     assert _lambda_state(harness, arn) == before and harness.emulator.mint_count == minted
-    tally.add(checks=1)
+    tally.add(checks=1, faults=1)
 
 
 # -- the operations endpoint and the HTTP trigger ----------------------------------------------
@@ -469,7 +476,7 @@ def test_bad_requests_to_the_operations_endpoint_get_a_4xx(tally, ops):
     assert head.status == 405 and head.body == b""
     assert ops.digest() == before and ops.emulator.mint_count == minted
     ops.finish()
-    tally.add(checks=len(OPS_CASES) + 1)
+    tally.add(checks=len(OPS_CASES) + 1, faults=len(OPS_CASES) + 1)
 
 
 _methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]),
@@ -506,7 +513,7 @@ def test_any_odd_request_is_answered_4xx_and_changes_nothing(n, tally, ops):
     assert raw_http(ops.url, _request("GET", "/healthz")).status == 200
     assert ops.digest() == before and ops.emulator.mint_count == minted
     ops.finish()
-    tally.add(examples=seen, checks=seen)
+    tally.add(examples=seen, checks=seen, faults=seen)
 
 
 # -- JFrog answering garbage -------------------------------------------------------------------
@@ -583,6 +590,18 @@ def test_garbage_from_jfrog_on_list_fails_the_sweep_revoking_nothing(n, tally, e
     case()
     env.finish()
     tally.add(examples=seen, checks=seen, faults=seen)
+
+
+@pytest.mark.parametrize("method, command", [("POST", "rotate"), ("GET", "sweep")])
+def test_an_answer_nested_past_the_recursion_limit_is_not_json(tally, env, emulator, method, command):
+    """Regression: a 200 answer '[[[[...' (100,000 deep) ended in 'unexpected error: RecursionError'."""
+    kept = _stored(env)
+    emulator.inject_fault("/access/api/v1/tokens", method=method, status=200, body="[" * 100_000)
+    ran = env.run(command, "-c", str(env.path), *(["--all"] if command == "rotate" else []))
+    assert_refused(ran, "answer is not JSON", code=1, limit=6000)
+    assert _stored(env) == kept
+    env.finish()
+    tally.add(checks=1, faults=1)
 
 
 def test_a_list_of_non_objects_from_jfrog_is_a_named_error(tally, env, emulator, capsys):

@@ -57,4 +57,7 @@ BUGS = [
            "token, binary) made rotate exit 1, a remote failure, not 2; status called another target's record 'ok'.",
         "rotate exits 2 when every failure is an unusable stored value (left untouched); status reports another "
         "target's record as an error.", "d8a5208"),
+    Bug(S, "A JFrog answer nested past Python's recursion limit ('[[[[...', status 200) ended in 'unexpected error: "
+           "RecursionError' (exit 1) instead of an error naming the call.",
+        "The client reads it as an answer that is not JSON, naming the call.", "b33b304"),
 ]
