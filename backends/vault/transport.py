@@ -214,7 +214,8 @@ def first_env(*names: str) -> str | None:
 def mount_option(options: Options, key: str, default: str) -> str:
     """A mount path option (``secret``, ``team/kv``): no empty, ``.`` or ``..`` parts, no spaces."""
     value = options.str(key, default).strip("/")
-    if not value or any(part in ("", ".", "..") for part in value.split("/")) or any(c.isspace() for c in value):
+    if not value or any(part in ("", ".", "..") for part in value.split("/")) \
+            or any(c.isspace() or not c.isprintable() for c in value):
         raise options.error(key, f"{value!r} is not a valid mount path")
     return value
 

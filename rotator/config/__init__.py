@@ -28,7 +28,7 @@ from rotator.config.credentials import (
     oidc_settings,
     stored_token_settings,
 )
-from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
+from rotator.core.options import ConfigError, Options, SecretRef, parse_duration, url_problem
 from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
@@ -267,6 +267,8 @@ def _jfrog(opts: Options) -> JFrogSettings:
     url = opts.str("url", None, pattern=r"https?://\S+", hint="must start with http:// or https://")
     if not url and not server_id:
         raise opts.error("url", "is required (or give server_id to use a JFrog CLI server)")
+    if url and (problem := url_problem(url)):
+        raise opts.error("url", problem)
     given = [key for key in MINTING_CREDENTIALS if opts.has(key)]
     if len(given) > 1:
         raise opts.error(given[1], f"give only one credential that mints, not both {given[0]} and {given[1]} "

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 _MISSING: Any = object()
 _DURATION = re.compile(r"([0-9]+)\s*([smhdw]?)")  # ASCII digits only: str.isdigit takes '٣' and '³'
@@ -60,6 +61,21 @@ def shown(value: Any) -> str:
         return _kind(value)
     text = repr(value) if not isinstance(value, str) or len(value) <= _SHOWN else repr(value[:_SHOWN]) + "..."
     return text if len(text) <= _SHOWN + 5 else text[:_SHOWN] + "..."
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an ``http(s)://HOST[:PORT][/path]`` URL (said for a config key), or None:
+    checked at load, so a bracket left open or a port of 99999 is exit 2, not an error at the first call."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return f"{shown(url)} is not a valid URL: it holds spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return f"{shown(url)} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shown(url)} is not a valid URL: give http(s)://HOST[:PORT]"
+    return None
 
 
 def parse_share_or_duration(value: Any) -> tuple[int | None, float | None]:
