@@ -207,6 +207,32 @@ def test_settings_that_load_but_cannot_work_are_refused(tally, env, capsys, wher
     tally.add(checks=1, faults=1)
 
 
+@pytest.mark.parametrize("where, value, words", [
+    (("jfrog", "url"), "http://[::1", ["jfrog.url", "not a valid URL"]),
+    (("jfrog", "url"), "http://127.0.0.1:99999", ["jfrog.url", "Port out of range"]),
+    (("jfrog", "url"), "https://host:abc", ["jfrog.url", "not a valid URL"]),
+    (("backends", "store"), {"type": "vault", "url": "http://[::1"}, ["backends.store.url", "not a valid URL"]),
+    (("backends", "store"), {"type": "vault", "url": "http://127.0.0.1:8200", "mount": "kv\x00"},
+     ["backends.store.mount", "not a valid mount path"]),
+    (("backends", "store"), {"type": "aws-secretsmanager", "region": "bad region!"},
+     ["backends.store.region", "not an AWS region"]),
+    (("backends", "store"), {"type": "aws-secretsmanager", "region": "us-east-1", "endpoint_url": "http://[::1"},
+     ["backends.store.endpoint_url", "not a valid URL"]),
+    (("backends", "store"), {"type": "file", "directory": "secrets\x00x"}, ["backends.store.directory", "control characters"]),
+], ids=["jfrog-ipv6", "jfrog-port", "jfrog-port-text", "vault-ipv6", "vault-mount-nul", "aws-region", "aws-endpoint",
+        "file-directory-nul"])
+def test_urls_and_store_options_that_fail_at_the_first_call_are_refused_at_load(tally, env, capsys, where, value, words):
+    """Regression: 'http://[::1' (jfrog.url, a Vault url, an AWS endpoint_url), an AWS region 'bad region!' and a
+    file store directory with a NUL passed check-config and then ended in 'unexpected error: ValueError' (or
+    InvalidRegionError), exit 1; a port of 99999 failed only at the first call."""
+    config = env.dir / "bad.json"
+    config.write_text(json.dumps(bad.mutate(env.good, where, value)))
+    for command in (["check-config"], ["rotate", "--all"]):
+        assert_refused(env.run(command[0], "-c", str(config), *command[1:]), *words)
+    env.finish()
+    tally.add(checks=2, faults=1)
+
+
 def test_tls_verify_false_warns_once_naming_the_setting(tally, env, openbao, monkeypatch, caplog, capsys):
     """Regression: the warnings for ``tls_verify: false`` did not say which setting turned the check off."""
     monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)

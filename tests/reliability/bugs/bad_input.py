@@ -60,4 +60,9 @@ BUGS = [
     Bug(S, "A JFrog answer nested past Python's recursion limit ('[[[[...', status 200) ended in 'unexpected error: "
            "RecursionError' (exit 1) instead of an error naming the call.",
         "The client reads it as an answer that is not JSON, naming the call.", "b33b304"),
+    Bug(S, "URLs that cannot be parsed ('http://[::1' as jfrog.url, a Vault url or an AWS endpoint_url), an AWS "
+           "region 'bad region!' and a file store directory with a NUL passed check-config, then ended in "
+           "'unexpected error: ValueError' (or InvalidRegionError), exit 1; a port of 99999 failed at the first call.",
+        "URLs, the AWS region, the file store's directory and a Vault mount are checked at load (exit 2, naming "
+        "the key).", "6545da9"),
 ]
