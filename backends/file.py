@@ -54,6 +54,8 @@ class FileBackend:
     @classmethod
     def from_config(cls, name: str, options: Options) -> FileBackend:
         directory = options.str("directory")
+        if not directory or any(ord(c) < 32 or ord(c) == 127 for c in directory):
+            raise options.error("directory", "must be a directory path without control characters")
         base = Path(options.source).parent if options.source else Path.cwd()
         return cls(name, base / directory)
 

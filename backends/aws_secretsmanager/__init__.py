@@ -20,6 +20,7 @@ helpers only (no hvac, yaml, apscheduler, never ``rotator.engine``).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -50,8 +51,11 @@ from backends.aws_secretsmanager.transport import (
     pages,
 )
 from backends.base import BackendError, CASConflict, LeaseRecord, StagingState, StoredValue, Version
-from rotator.core.options import Options
+from rotator.core.options import Options, url_problem
 from rotator.core.record import MANAGED_BY
+
+#: botocore's own check of a region name (InvalidRegionError otherwise, at the first call).
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
 class SecretsManagerBackend:
@@ -90,6 +94,10 @@ class SecretsManagerBackend:
         if timeout <= 0:
             raise options.error("timeout", "must be more than 0 seconds")
         max_attempts = options.int("max_attempts", 5, minimum=1)
+        if endpoint_url is not None and (problem := url_problem(endpoint_url)):
+            raise options.error("endpoint_url", problem)
+        if region is not None and not _REGION.fullmatch(region):
+            raise options.error("region", f"{region!r} is not an AWS region name (like eu-central-1)")
         if region is None:
             try:
                 region = default_region(profile)

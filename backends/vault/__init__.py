@@ -46,7 +46,7 @@ from backends.vault.transport import (
     strip_prefix,
     tls_verify_option,
 )
-from rotator.core.options import ConfigError, Options
+from rotator.core.options import ConfigError, Options, url_problem
 from rotator.core.record import MANAGED_BY
 from rotator.core.redact import scrub
 
@@ -107,6 +107,8 @@ class VaultBackend:
             raise options.error("url", "is required (or export VAULT_ADDR or BAO_ADDR)")
         if not url.startswith(("http://", "https://")):
             raise options.error("url", f"must start with http:// or https://, not {url!r}")
+        if problem := url_problem(url):
+            raise options.error("url", problem)
         kv = options.str("kv_version", "auto", choices=("auto", "1", "2"))
         namespace = (options.str("namespace", None) or first_env("VAULT_NAMESPACE", "BAO_NAMESPACE") or "").strip("/")
         timeout = _positive(options, "timeout", 30)

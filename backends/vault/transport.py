@@ -52,7 +52,8 @@ class VaultTransport:
         self.namespace = namespace
         self.timeout = timeout
         if verify is False:
-            log.warning("%s: TLS certificate verification is disabled for %s", name, url)
+            log.warning("%s: TLS certificate verification is disabled for %s (tls_verify: false); use only for testing",
+                        name, url)
         self.tls_verify = default_verify() if verify is True else verify
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login.
@@ -213,7 +214,8 @@ def first_env(*names: str) -> str | None:
 def mount_option(options: Options, key: str, default: str) -> str:
     """A mount path option (``secret``, ``team/kv``): no empty, ``.`` or ``..`` parts, no spaces."""
     value = options.str(key, default).strip("/")
-    if not value or any(part in ("", ".", "..") for part in value.split("/")) or any(c.isspace() for c in value):
+    if not value or any(part in ("", ".", "..") for part in value.split("/")) \
+            or any(c.isspace() or not c.isprintable() for c in value):
         raise options.error(key, f"{value!r} is not a valid mount path")
     return value
 

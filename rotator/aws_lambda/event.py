@@ -18,6 +18,8 @@ if log.level == logging.NOTSET:
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 _PRINTABLE = re.compile(r"[ -~]+")  # what AWS's template accepts in an event field
+_REQUEST_TOKEN = re.compile(r"[A-Za-z0-9-]{32,64}")  # RotateSecret's ClientRequestToken: 32-64 characters
+_MAX_SECRET_ID = 2048  # a SecretId (name or ARN) is at most 2048 characters
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class RotationEvent:
         if not isinstance(event, Mapping):
             raise RotationSetupError(f"the event must be a JSON object, not {type(event).__name__}")
         secret_id, token, step = (_event_field(event, name) for name in ("SecretId", "ClientRequestToken", "Step"))
+        if len(secret_id) > _MAX_SECRET_ID:
+            raise RotationSetupError(f"event field SecretId is {len(secret_id)} characters long; a secret name or "
+                                     f"ARN has at most {_MAX_SECRET_ID}")
+        if not _REQUEST_TOKEN.fullmatch(token):
+            # The rotation id goes into every minted token's description tag (jfrog-rotator:<target>:<id>),
+            # whose ':' and trailing '*' matter when tokens are listed: only what Secrets Manager issues.
+            raise RotationSetupError("event field ClientRequestToken must be 32 to 64 letters, digits and '-' "
+                                     "(Secrets Manager sends a UUID)")
         if step not in STEPS:
             raise RotationSetupError(f"event field Step is {step!r}, not one of {', '.join(STEPS)}")
         rotation_token = _event_field(event, "RotationToken") if event.get("RotationToken") not in (None, "") else None

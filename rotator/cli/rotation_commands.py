@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
-from rotator.cli.errors import EXIT_OK, EXIT_REMOTE, UsageError
+from rotator.cli.errors import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, UsageError
 from rotator.cli.flags import add_config_flag
 from rotator.core.redact import scrub
 
@@ -25,7 +25,8 @@ def register_rotation_commands(commands: Any) -> None:
         "rotate", help="rotate targets now",
         description="Mint a fresh token for each target, verify it, store it with compare-and-set and "
         "retire the previous one (revoked after the target's overlap). Every target is attempted even "
-        "when others fail; the exit code is 1 if any failed.")
+        "when others fail; the exit code is 1 if any failed, 2 if every failure was a stored value that is not "
+        "usable (left untouched).")
     add_config_flag(rotate)
     rotate.add_argument("targets", nargs="*", metavar="TARGET", help="target names (or --all)")
     rotate.add_argument("--all", action="store_true", help="rotate every target of the config")
@@ -108,7 +109,10 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
         engine.jfrog.close()
     finally:
         config.close()
-    return EXIT_REMOTE if any(r.outcome == "failed" for r in results) else EXIT_OK
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed and all(r.bad_input for r in failed):
+        return EXIT_USAGE  # only stored values that are not usable (bad input, left untouched)
+    return EXIT_REMOTE if failed else EXIT_OK
 
 
 def _rotation_line(result: Any) -> str:

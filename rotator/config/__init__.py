@@ -9,6 +9,7 @@ read from the file unless the user insists with an explicit ``*_insecure_inline`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from rotator.config.credentials import (
     oidc_settings,
     stored_token_settings,
 )
-from rotator.core.options import ConfigError, Options, SecretRef, parse_duration
+from rotator.core.options import ConfigError, Options, SecretRef, parse_duration, url_problem
 from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
@@ -151,25 +152,81 @@ def parse_config(text: str, source: Path) -> Config:
     return Config(source=source, jfrog=jfrog, daemon=daemon, backends=backends, targets=targets, backend_types=types)
 
 
+#: At most this many values once every YAML alias is expanded (a config of 10,000 targets holds
+#: about 300,000), and at most this deep: an alias bomb ("billion laughs") or a file nested a
+#: thousand levels deep is refused before anything walks it.
+MAX_CONFIG_VALUES = 2_000_000
+MAX_CONFIG_DEPTH = 64
+
+
 def _load_yaml(text: str, source: str) -> Any:
     """YAML, or JSON (a subset of YAML) through the much faster json module when the file is an
     object: generated configs with thousands of targets load in a fraction of the time."""
     if text.lstrip().startswith("{"):
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise ConfigError(source, "", f"not valid JSON at line {exc.lineno}, column {exc.colno}: "
                                           f"{exc.msg}") from None
         except _DuplicateKey as exc:
             raise ConfigError(source, "", f"not valid JSON: duplicate key {exc.args[0]!r}") from None
+        except RecursionError:
+            raise ConfigError(source, "", f"nested more than {MAX_CONFIG_DEPTH} levels deep") from None
+        return _bounded(data, source)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise ConfigError(source, "", f"not valid YAML at {where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, "", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "", f"nested more than {MAX_CONFIG_DEPTH} levels deep") from None
+    return _bounded(data, source)
+
+
+def _bounded(data: Any, source: str) -> Any:
+    """``data`` if it holds at most :data:`MAX_CONFIG_VALUES` values with every alias expanded (a
+    shared list or mapping counts once per place it appears, measured once) and nests at most
+    :data:`MAX_CONFIG_DEPTH` levels; else :class:`ConfigError`. Iterative: no recursion limit."""
+    if not isinstance(data, (dict, list)):
+        return data
+    sizes: dict[int, int] = {}
+    stack: list[list[Any]] = [[data, _children(data), 1]]
+    active = {id(data)}
+    while stack:
+        frame = stack[-1]
+        for child in frame[1]:
+            if not isinstance(child, (dict, list)):
+                frame[2] += 1
+                continue
+            if id(child) in sizes:
+                frame[2] += sizes[id(child)]
+                if frame[2] > MAX_CONFIG_VALUES:
+                    break
+                continue
+            if id(child) in active:
+                raise ConfigError(source, "", "a YAML alias refers to a mapping or list that contains it")
+            if len(stack) >= MAX_CONFIG_DEPTH:
+                raise ConfigError(source, "", f"nested more than {MAX_CONFIG_DEPTH} levels deep")
+            active.add(id(child))
+            stack.append([child, _children(child), 1])
+            break
+        else:
+            stack.pop()
+            active.discard(id(frame[0]))
+            sizes[id(frame[0])] = frame[2]
+            if stack:
+                stack[-1][2] += frame[2]
+        if frame[2] > MAX_CONFIG_VALUES or (stack and stack[-1][2] > MAX_CONFIG_VALUES):
+            raise ConfigError(source, "", f"holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases "
+                                          "are expanded (an alias repeats all it points at): refusing to load it")
+    return data
+
+
+def _children(node: Any) -> Any:
+    return (part for pair in node.items() for part in pair) if isinstance(node, dict) else iter(node)
 
 
 class _DuplicateKey(ValueError):
@@ -192,8 +249,11 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
-            # Plain keys are compared as written (cheap); only complex keys are constructed.
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else self.construct_object(key_node, deep)
+            # Keys are compared as written (cheap); a list or mapping as a key (``? [a, b]``) is refused.
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be plain text, not a list or mapping", key_node.start_mark)
+            key = key_node.value
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -207,6 +267,8 @@ def _jfrog(opts: Options) -> JFrogSettings:
     url = opts.str("url", None, pattern=r"https?://\S+", hint="must start with http:// or https://")
     if not url and not server_id:
         raise opts.error("url", "is required (or give server_id to use a JFrog CLI server)")
+    if url and (problem := url_problem(url)):
+        raise opts.error("url", problem)
     given = [key for key in MINTING_CREDENTIALS if opts.has(key)]
     if len(given) > 1:
         raise opts.error(given[1], f"give only one credential that mints, not both {given[0]} and {given[1]} "
@@ -227,6 +289,8 @@ def _jfrog(opts: Options) -> JFrogSettings:
         aws_iam=aws_iam,
         persistency_threshold=opts.duration("persistency_threshold", PERSISTENCY_THRESHOLD),
     )
+    if settings.timeout <= 0:
+        raise opts.error("timeout", "must be more than 0s")
     if settings.client_cert_key_path and not settings.client_cert_path:
         raise opts.error("client_cert_key_path", "needs client_cert_path")
     opts.finish()
@@ -234,14 +298,19 @@ def _jfrog(opts: Options) -> JFrogSettings:
 
 
 def _daemon(opts: Options) -> DaemonSettings:
+    listen = opts.str("listen", None, pattern=r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", hint="use HOST:PORT")
+    if listen is not None and int(listen.rpartition(":")[2]) > 65535:
+        raise opts.error("listen", f"port {listen.rpartition(':')[2]} is not a TCP port (0 to 65535)")
     settings = DaemonSettings(
-        listen=opts.str("listen", None, pattern=r"\[?[0-9A-Za-z.:-]+\]?:\d{1,5}", hint="use HOST:PORT"),
+        listen=listen,
         sweep_interval=opts.duration("sweep_interval", 3600),
         max_workers=opts.int("max_workers", 4, minimum=1),
         misfire_grace=opts.duration("misfire_grace", 300),
         log_format=opts.str("log_format", None, choices=("text", "json")),
         leader=_leader(opts.mapping("leader")) if opts.has("leader") else None,
     )
+    if settings.sweep_interval <= 0:
+        raise opts.error("sweep_interval", "must be more than 0s")
     opts.finish()
     return settings
 
@@ -299,6 +368,24 @@ def _targets(root: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogS
     return targets
 
 
+_BAD_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+
+
+def _store_path(opts: Options, default: str | None) -> str:
+    """A target's (or output's) ``path``: a relative store path like ``jfrog/ci``, refused here (exit 2)
+    rather than by the store at the first rotation: empty, absolute, ``.``/``..`` parts, control
+    characters, or longer than a store accepts (AWS: 512)."""
+    path = opts.str("path") if default is None else opts.str("path", default)
+    problem = ("is empty" if not path.strip("/") else
+               "must not start with / (a store path like jfrog/ci)" if path.startswith("/") else
+               "must not have . or .. parts" if _BAD_SEGMENT.search(path) else
+               "must not hold control characters" if any(ord(c) < 32 or ord(c) == 127 for c in path) else
+               "is longer than 512 characters" if len(path) > 512 else None)
+    if problem:
+        raise opts.error("path", problem)
+    return path
+
+
 def _output_places(opts: Options, target: Target) -> list[tuple[str, str]]:
     """Where each output of ``target`` was given (its key path) and the output: the primary first."""
     if opts.has("backend"):
@@ -318,7 +405,7 @@ def _target(opts: Options, backends: Mapping[str, SecretBackend], jfrog: JFrogSe
         backend = opts.str("backend")
         if backend not in backends:
             raise opts.error("backend", f"no backend named {backend!r} (defined: {', '.join(backends)})")
-        primary = Output(backend, opts.str("path", name), **_consumer_format(opts, strategy))
+        primary = Output(backend, _store_path(opts, name), **_consumer_format(opts, strategy))
     else:  # outputs alone: the first one is the primary
         for key in ("path", "format", "registry_hosts", "template"):
             if opts.has(key):
@@ -369,7 +456,7 @@ def _outputs(opts: Options, name: str, strategy: str, backends: Mapping[str, Sec
     for index, item in enumerate(items):
         out = Options(item, opts.path("outputs") + f"[{index}]", opts.source)
         backend = out.str("backend")
-        path = out.str("path")
+        path = _store_path(out, None)
         where = f"target {name!r}, output {backend}:{path}"
         if backend not in backends:
             raise out.error("backend", f"{where}: no backend named {backend!r} (defined: {', '.join(backends)})")
@@ -483,15 +570,18 @@ def _schedule(opts: Options, token: TokenSpec) -> Schedule:
         if token.expiry == 0:
             raise opts.error("before_expiry", "needs a token that expires (token.expiry is 0 = never)")
         raw = opts.raw("before_expiry", "25%")
-        schedule = _before_expiry(opts, raw, jitter)
+        schedule = _before_expiry(opts, raw, jitter, token.expiry)
     if timezone != "UTC" and kind != "cron":
         raise opts.error("timezone", "only applies to a cron schedule")
     opts.finish()
     return schedule
 
 
-def _before_expiry(opts: Options, raw: Any, jitter: int) -> Schedule:
+def _before_expiry(opts: Options, raw: Any, jitter: int, expiry: int | None) -> Schedule:
     seconds, fraction = opts.share_or_duration("before_expiry", raw)
+    if seconds is not None and expiry and seconds >= expiry:
+        raise opts.error("before_expiry", f"{seconds}s is not shorter than the token's lifetime (token.expiry "
+                                          f"{expiry}s): every check would find it due and mint again")
     return Schedule("before_expiry", before_expiry_seconds=seconds, before_expiry_fraction=fraction, jitter=jitter)
 
 

@@ -12,9 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 _MISSING: Any = object()
-_DURATION = re.compile(r"(\d+)\s*([smhdw]?)")
+_DURATION = re.compile(r"([0-9]+)\s*([smhdw]?)")  # ASCII digits only: str.isdigit takes '٣' and '³'
+#: The longest duration any key accepts (100 years): a date that far ahead is still a valid date.
+MAX_DURATION = 100 * 365 * 86400
+#: How much of a bad value an error message shows.
+_SHOWN = 60
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -33,24 +38,53 @@ def parse_duration(value: Any) -> int:
     """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` or an integer of seconds -> seconds (ValueError)."""
     if isinstance(value, bool):
         raise ValueError("must be a duration like 90s, 15m, 24h, 7d or a number of seconds")
+    seconds = None
     if isinstance(value, int):
         if value < 0:
             raise ValueError("must not be negative")
-        return value
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str) and len(value) <= _SHOWN:
         match = _DURATION.fullmatch(value.strip())
         if match:
-            return int(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"must be a duration like 90s, 15m, 24h, 7d or a number of seconds, not {value!r}")
+            seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds is None:
+        raise ValueError(f"must be a duration like 90s, 15m, 24h, 7d or a number of seconds, not {shown(value)}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most 100 years ({MAX_DURATION}s), not {shown(value)}")
+    return seconds
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length: an error names a bad value, never echoes a huge one
+    (the repr of a list repeated by YAML aliases can be gigabytes)."""
+    if isinstance(value, (dict, list)):
+        return _kind(value)
+    text = repr(value) if not isinstance(value, str) or len(value) <= _SHOWN else repr(value[:_SHOWN]) + "..."
+    return text if len(text) <= _SHOWN + 5 else text[:_SHOWN] + "..."
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an ``http(s)://HOST[:PORT][/path]`` URL (said for a config key), or None:
+    checked at load, so a bracket left open or a port of 99999 is exit 2, not an error at the first call."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return f"{shown(url)} is not a valid URL: it holds spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return f"{shown(url)} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shown(url)} is not a valid URL: give http(s)://HOST[:PORT]"
+    return None
 
 
 def parse_share_or_duration(value: Any) -> tuple[int | None, float | None]:
     """``25%`` -> (None, 0.25); ``2h`` / 7200 -> (7200, None). ValueError names what is accepted."""
     if isinstance(value, str) and value.strip().endswith("%"):
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", value.strip())
+        match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*%", value.strip())
         fraction = float(match.group(1)) / 100 if match else -1.0
         if not 0 < fraction < 1:
-            raise ValueError(f"a percentage must be between 0% and 100%, not {value!r}")
+            raise ValueError(f"a percentage must be between 0% and 100%, not {shown(value)}")
         return None, fraction
     try:
         seconds = parse_duration(value)
@@ -142,9 +176,9 @@ class Options:
             raise self.error(key, f"must be a string, not {_kind(value)}")
         value = str(value)
         if choices is not None and value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, not {value!r}")
+            raise self.error(key, f"must be one of {', '.join(choices)}, not {shown(value)}")
         if pattern is not None and not re.fullmatch(pattern, value):
-            raise self.error(key, f"{value!r} is not valid{': ' + hint if hint else ''}")
+            raise self.error(key, f"{shown(value)} is not valid{': ' + hint if hint else ''}")
         return value
 
     def int(self, key: str, default: Any = _MISSING, *, minimum: int | None = None) -> Any:

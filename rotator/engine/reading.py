@@ -120,11 +120,11 @@ def _metadata(target: Target, backend: SecretBackend, where: str) -> dict[str, s
 def _check_owner(target: Target, owner: str, where: str) -> None:
     if owner and owner != target.name:
         raise RotationError(target.name, RotationStep.READ,
-                            f"{where} belongs to target {owner!r}; two targets must not share a path")
+                            f"{where} belongs to target {owner!r}; two targets must not share a path", bad_input=True)
 
 
 def _refused(target: Target, message: str) -> RotationError:
-    return RotationError(target.name, RotationStep.READ, f"{message}; it was left untouched")
+    return RotationError(target.name, RotationStep.READ, f"{message}; it was left untouched", bad_input=True)
 
 
 def _shape(found: Found | None) -> str:

@@ -29,9 +29,11 @@ StepHook = Callable[[RotationStep, str, str], None]
 class RotationError(Exception):
     """A rotation failed at ``step``; the message says why (never a secret)."""
 
-    def __init__(self, target: str, step: RotationStep, message: str) -> None:
+    def __init__(self, target: str, step: RotationStep, message: str, *, bad_input: bool = False) -> None:
         self.target = target
         self.step = step
+        #: The stored value is unusable (not a record, another target's, a dead token): bad input, exit 2.
+        self.bad_input = bad_input
         self.detail = scrub(message)
         super().__init__(scrub(f"{target}: {step.value}: {message}"))
 
@@ -90,6 +92,7 @@ class RotationResult:
     duration: float = 0.0
     error: str | None = None
     step: str | None = None
+    bad_input: bool = False  # failed because the stored value is unusable (left untouched): exit 2
     warnings: list[str] = field(default_factory=list)
     outputs: list[OutputResult] = field(default_factory=list)  # fan-out targets only, the primary first
 

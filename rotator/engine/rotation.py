@@ -125,7 +125,7 @@ class Engine(RotationSteps):
                     raise RotationError(target.name, exc.step, f"{exc.detail}; {dead}, and recreating it did not "
                                         f"happen ({result.outcome})") from None
         except RotationError as exc:
-            result.error, result.step = str(exc), exc.step.value
+            result.error, result.step, result.bad_input = str(exc), exc.step.value, exc.bad_input
             if exc.step is not RotationStep.READ:  # an unreadable value is not ours to touch
                 self.record_failure(target, str(exc))
         finally:

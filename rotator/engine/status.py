@@ -185,6 +185,10 @@ def _from_record(status: TargetStatus, backend: SecretBackend, target: Target) -
             status.last_error = ("not a record of ours: the next rotation adopts it if it holds a working JFrog "
                                  "token (or refuses it, saying why)")
         return
+    owner = record.output_of or record.target
+    if owner and owner != target.name:
+        raise RecordError(f"{target.backend}:{target.path} belongs to target {owner!r}; two targets must not "
+                          "share a path")
     status.token_id, status.username = record.token_id, record.username
     status.issued_at, status.expires_at = record.issued_at, record.expires_at
     status.generation, status.retired_waiting = record.generation, len(record.retired)
@@ -213,6 +217,10 @@ def _repair_if_ours(status: TargetStatus, backend: SecretBackend, target: Target
         return
     status.written_by_hand = False
     status.last_error = None if status.last_error == _FOREIGN else status.last_error
+    owner = record.output_of or record.target
+    if owner and owner != target.name:
+        raise RecordError(f"{target.backend}:{target.path} belongs to target {owner!r}; two targets must not "
+                          "share a path")
     status.token_id, status.username = record.token_id, record.username
     status.issued_at, status.expires_at = record.issued_at, record.expires_at
     status.generation, status.retired_waiting = record.generation, len(record.retired)

@@ -25,6 +25,7 @@ from backends.base import (
     StagingBackend,
     WriteOutcomeUnknown,
 )
+from rotator.core.options import shown
 from rotator.core.record import RetiredOverflow, SecretRecord, retired_room, utc_iso
 from rotator.core.shapes import Found
 from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
@@ -246,9 +247,11 @@ class RotationSteps:
             except JFrogError as exc:
                 raise VerifyUnavailable(target.name, RotationStep.VERIFY,
                                         f"cannot verify the new token: {with_call(exc)}") from None
-        if me.get("token_id") and me["token_id"] != token.token_id:
+        if me.get("token_id") != token.token_id:  # an answer naming no token proves nothing
+            answered = me.get("token_id")
+            which = f"token {shown(answered)}" if answered else "no token (no token_id in the answer)"
             raise RotationError(target.name, RotationStep.VERIFY,
-                                f"GET /tokens/me answered for token {me['token_id']}, not {token.token_id}")
+                                f"GET /tokens/me answered for {which}, not {token.token_id}")
         return attempt
 
     # -- build ------------------------------------------------------------------------------

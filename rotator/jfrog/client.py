@@ -115,6 +115,27 @@ class TokenResponse:
         )
 
 
+def _token_answer(method: str, path: str, data: Mapping[str, Any]) -> TokenResponse:
+    """A token answer as :class:`TokenResponse`; :class:`JFrogHTTPError` naming the call when it is
+    not one (no ``access_token`` or ``token_id`` string, an ``expires_in`` that is not a number)."""
+    register(*(v for k in ("access_token", "refresh_token", "reference_token")
+               if isinstance(v := data.get(k), str)))
+    missing = [key for key in ("access_token", "token_id") if not isinstance(data.get(key), str) or not data.get(key)]
+    if missing:
+        raise JFrogHTTPError(method, path, 200, f"(answer has no {' and '.join(missing)})", "")
+    problems = ["'access_token' is not a JWT"] if data["access_token"].count(".") != 2 else []
+    problems += [f"'{key}' is not a string" for key in ("refresh_token", "reference_token", "scope")
+                 if data.get(key) is not None and not isinstance(data.get(key), str)]
+    expires_in = data.get("expires_in")
+    if expires_in not in (None, "") and not (isinstance(expires_in, int) and not isinstance(expires_in, bool)
+                                             or isinstance(expires_in, str) and expires_in.isascii()
+                                             and expires_in.isdigit()):
+        problems.append("'expires_in' is not a number of seconds")
+    if problems:
+        raise JFrogHTTPError(method, path, 200, f"(answer is not a token: {'; '.join(problems)})", "")
+    return TokenResponse.from_json(data)
+
+
 class AccessClient:
     """Talks to one JFrog Platform (``url`` is the platform base, e.g. ``https://acme.jfrog.io``).
 
@@ -156,7 +177,7 @@ class AccessClient:
         pin_environment(self.session, self.url)
         self._verify = _verify_setting(verify, ca_bundle)
         if verify is False:
-            log.warning("TLS certificate verification is OFF for %s; use only for testing", self.url)
+            log.warning("TLS certificate verification is OFF for %s (tls_verify: false); use only for testing", self.url)
             # Said once above; urllib3 would otherwise repeat it on every request.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._cert = _client_cert(client_cert, client_key) if (client_cert or client_key) else None
@@ -181,7 +202,7 @@ class AccessClient:
         ``token`` authenticates this one call instead of the client's own credential (a token
         minting its own successor). https://jfrog.com/help/r/jfrog-rest-apis/create-token
         """
-        return self._token_answer("POST", TOKENS, json_body=dict(body), token=token)
+        return _token_answer("POST", TOKENS, self._json("POST", TOKENS, json_body=dict(body), token=token))
 
     def refresh_token(
         self,
@@ -210,7 +231,8 @@ class AccessClient:
         body["grant_type"] = "refresh_token"
         if include_reference_token is not None:
             body["include_reference_token"] = include_reference_token
-        return self._token_answer("POST", TOKENS, json_body=body, token=access_token)
+        data = self._json("POST", TOKENS, json_body=body, token=access_token)
+        return _token_answer("POST", TOKENS, data)
 
     def revoke_token(self, token_id: str, *, token: str | None = None) -> bool:
         """``DELETE /access/api/v1/tokens/{id}``: True if revoked now, False if it was already gone (204).
@@ -256,8 +278,12 @@ class AccessClient:
             if value is not None:
                 params[key] = str(value).lower() if isinstance(value, bool) else str(value)
         data = self._json("GET", TOKENS, params=params, token=token)
-        tokens = data.get("tokens", [])
-        return tokens if isinstance(tokens, list) else []
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, dict) and isinstance(t.get("token_id"), str)
+                                                   for t in tokens):
+            raise JFrogHTTPError("GET", TOKENS, 200, "(answer is not a token list: 'tokens' must be a list of "
+                                                     "objects with a token_id)", "")
+        return tokens
 
     def get_token(self, token_id: str) -> dict[str, Any]:
         """``GET /access/api/v1/tokens/{id}``. https://jfrog.com/help/r/jfrog-rest-apis/get-token-by-id"""
@@ -333,24 +359,13 @@ class AccessClient:
         response = self._call(method, path, **kwargs)
         try:
             data = response.json()
-        except ValueError:
-            # A broken 2xx answer may still carry the tokens JFrog minted (a refresh token is a bare
-            # UUID no pattern masks): say what came, never echo it.
+        except (ValueError, RecursionError):  # RecursionError: '[[[[...' nested past Python's limit
             raise JFrogHTTPError(
                 method, path, response.status_code,
                 f"(answer is not JSON: {len(response.content)} bytes of {response.headers.get('Content-Type') or 'no type'})",
                 "",
             ) from None
         return data if isinstance(data, dict) else {"value": data}
-
-    def _token_answer(self, method: str, path: str, **kwargs: Any) -> TokenResponse:
-        """A create or refresh answer, which must name the token: a 200 without one is a broken answer."""
-        data = self._json(method, path, **kwargs)
-        token = TokenResponse.from_json(data)
-        if not token.access_token or not token.token_id:
-            missing = " and ".join(k for k in ("access_token", "token_id") if not data.get(k))
-            raise JFrogHTTPError(method, path, 200, f"(answer has no {missing})", "")
-        return token
 
     def _call(
         self,

@@ -51,18 +51,16 @@ class JFrogHTTPError(JFrogError):
         self.path = path
         self.status = status
         self.reason = reason
-        self.body = scrub(body)
+        self.body = scrub(body)  # scrubbed whole, then cut for the message: a cut never splits a token unmasked
         self.errors: list[dict[str, Any]] = _errors_of(self.body)
         super().__init__(self._render())
 
     def _render(self) -> str:
         text = f"server response: {self.status} {self.reason}".rstrip()
-        try:
-            parsed = json.loads(self.body)
-        except ValueError:
-            body = self.body
-        else:
-            body = json.dumps(parsed, indent=2, ensure_ascii=False)
+        parsed = _parsed(self.body) if len(self.body) <= MAX_BODY_SHOWN else None
+        body = self.body if parsed is None else json.dumps(parsed, indent=2, ensure_ascii=False)
+        if len(body) > MAX_BODY_SHOWN:
+            body = f"{body[:MAX_BODY_SHOWN]}... ({len(self.body):,} characters in all)"
         return f"{text}\n{body}" if body else text
 
     @property
@@ -89,11 +87,20 @@ def with_call(exc: JFrogError) -> str:
     return str(exc)
 
 
-def _errors_of(body: str) -> list[dict[str, Any]]:
+#: How much of a server's answer an error message shows (a proxy's HTML page, a body of megabytes).
+MAX_BODY_SHOWN = 2000
+
+
+def _parsed(body: str) -> Any:
+    """The JSON in ``body``, or None (not JSON, or nested too deep to parse)."""
     try:
-        parsed = json.loads(body)
-    except ValueError:
-        return []
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _errors_of(body: str) -> list[dict[str, Any]]:
+    parsed = _parsed(body) if len(body) <= 1 << 20 else None
     if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
         return [e for e in parsed["errors"] if isinstance(e, dict)]
     return []

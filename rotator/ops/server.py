@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
+#: The largest request body the endpoint reads (a trigger's body is a short JSON reason).
+MAX_BODY = 64 * 1024
+
 
 @dataclass
 class Response:
@@ -119,24 +122,64 @@ class _V6Server(ThreadingHTTPServer):
 def _handler_class(ops: OpsServer) -> type[BaseHTTPRequestHandler]:
     class OpsHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 10  # seconds a client may take to send its request: a stalled one frees its thread
         server_version = "jfrog-rotator"
         sys_version = ""
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(min(length, 1 << 20)) if length else b""
-            request = Request(self.command, urlsplit(self.path).path, dict(self.headers.items()), body,
-                              self.client_address[0])
-            response = ops.dispatch(request)
+            refused = self._refused_body()
+            if refused is not None:
+                self.close_connection = True  # what is left of the body must not be read as a request
+                response = refused
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = self.rfile.read(length) if length else b""
+                except OSError:  # the client stopped sending (the socket timeout below): nobody to answer
+                    self.close_connection = True
+                    return
+                if len(body) < length:
+                    self.close_connection = True
+                    return
+                request = Request(self.command, urlsplit(self.path).path, dict(self.headers.items()), body,
+                                  self.client_address[0])
+                response = ops.dispatch(request)
+            self._answer(response)
+
+        def _refused_body(self) -> Response | None:
+            """400 for a Content-Length that is not a number of bytes, 411 for a chunked body, 413 for
+            one larger than :data:`MAX_BODY`: answered before anything is read."""
+            if self.headers.get("Transfer-Encoding"):
+                return Response.json(411, {"error": "send the body with a Content-Length, not Transfer-Encoding"})
+            lengths = self.headers.get_all("Content-Length") or []
+            if len(set(lengths)) > 1:
+                return Response.json(400, {"error": "more than one Content-Length"})
+            if lengths and not (lengths[0].strip().isascii() and lengths[0].strip().isdigit()):
+                return Response.json(400, {"error": "Content-Length must be a number of bytes"})
+            if lengths and int(lengths[0]) > MAX_BODY:
+                return Response.json(413, {"error": f"request body larger than {MAX_BODY} bytes"})
+            return None
+
+        def _answer(self, response: Response) -> None:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(response.body)
+            if self.command == "HEAD":  # no body follows; close so a client reading one is not left waiting
+                self.close_connection = True
+            else:
+                self.wfile.write(response.body)
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (PATCH, HEAD, OPTIONS, FOO) is dispatched too, so it is answered 405
+            # or 404 in JSON like the rest, not http.server's 501 HTML page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
             log.debug("ops %s %s", self.address_string(), format % args)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 PREFIX = "/v1/trigger/"
 ALLOWED = frozenset({"patch", "update", "sudo", "root"})
 MIN_INTERVAL = 5.0  # seconds between accepted triggers of one target
+_MAX_TOKEN = 4096
+_TOKEN_SHAPE = re.compile(r"[!-~]{1,%d}" % _MAX_TOKEN)
 
 
 class RateLimit:
@@ -66,6 +69,9 @@ def mount_trigger_route(server: OpsServer, daemon: DaemonControl, limit: RateLim
         token = request.headers.get("X-Vault-Token") or request.headers.get("x-vault-token") or ""
         if not token:
             return Response.json(401, {"error": "present your Vault token in X-Vault-Token"})
+        if not _TOKEN_SHAPE.fullmatch(token):  # Vault would refuse it too; no reason to ask, nor to say 502
+            return Response.json(401, {"error": "X-Vault-Token is not a Vault token (printable ASCII without "
+                                                f"spaces, at most {_MAX_TOKEN} characters)"})
         register(token)
         try:
             capabilities = backend.caller_capabilities(token, target.path)
