@@ -1,0 +1,11 @@
+"""Bugs the secrets suite found (tests/reliability/test_secrets.py)."""
+
+from tests.reliability.bugs import Bug
+
+BUGS = [
+    Bug("secrets", "With --debug (or any DEBUG logging in process) botocore's request and response logs carried the "
+                   "AWS session token (X-Amz-Security-Token) and the refresh token inside a Secrets Manager "
+                   "SecretString, neither registered nor token-shaped when logged.",
+        "rotator.core.redact masks any value under a secret's name (refresh_token, password, secret_id, "
+        "X-Amz-Security-Token, ...) in JSON, escaped JSON, dict reprs and headers.", ""),
+]

@@ -1,0 +1,186 @@
+"""Helpers of the secrets suite (tests/reliability/test_secrets.py): one config over the three
+stores whose every credential is a secret the :class:`~tests.reliability.harness.Ledger` knows,
+real ``jfrog-rotator --debug`` processes whose output the ledger reads, and a small TLS server.
+
+Secrets the suite cannot know by value (a Vault token an AppRole login hands a child process) are
+caught by shape: :func:`token_shaped` finds anything that looks like a JWT, a JFrog reference
+token or a Vault token in a text.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import secrets
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hvac
+
+from tests.fixtures.daemon import ROOT
+from tests.fixtures.moto_server import aws_env
+from tests.reliability.harness import Ledger
+
+CLI = str(Path(sys.executable).parent / "jfrog-rotator")
+
+# The shapes rotator.core.redact masks, searched for in every text: a hit is a secret nobody registered.
+_SHAPES = re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]*"
+                     r"|\bcmVmd[A-Za-z0-9]{20,}"
+                     r"|\b(?:hv[sbr]|s|b)\.[A-Za-z0-9]{20,}")
+
+
+def token_shaped(text: str) -> int:
+    """How many token-shaped strings ``text`` holds (never the strings themselves)."""
+    return len(_SHAPES.findall(text))
+
+
+def check_all(ledger: Ledger, tally) -> None:
+    """Invariant 4 by value (:meth:`Ledger.check`) and by shape (every text, no token-shaped string)."""
+    ledger.check(tally)
+    shaped = [f"{n} token-shaped string(s) in {where}" for where, text in ledger.texts if (n := token_shaped(text))]
+    tally.add(checks=1)
+    tally.violated(shaped)
+
+
+@dataclass
+class World:
+    """A config over a file store, Vault (AppRole and token auth) and AWS on moto, and its env."""
+
+    tmp: Path
+    emulator: object
+    openbao: object
+    moto_url: str
+    ledger: Ledger
+    env: dict[str, str] = field(default_factory=dict)
+    prefix: str = ""
+    config: Path | None = None
+    approle_tokens: list[str] = field(default_factory=list)
+
+    def cli(self, *args: str, config: Path | None = None, expect: int | None = 0, where: str = "",
+            env: dict[str, str] | None = None, stdout_is_secret: bool = False) -> subprocess.CompletedProcess:
+        """``jfrog-rotator --debug ARGS -c CONFIG`` as a real process; its stdout and stderr go to the
+        ledger (stdout not, when it prints a token by design: ``token create``)."""
+        argv = [CLI, "--debug", *args]
+        if config is not False and args and args[0] in ("rotate", "status", "sweep", "check-config"):
+            argv += ["-c", str(config or self.config)]
+        done = subprocess.run(argv, cwd=self.tmp, env={**self.env, **(env or {})}, capture_output=True,
+                              text=True, timeout=120)
+        label = where or " ".join(args[:2])
+        if not stdout_is_secret:
+            self.ledger.text(f"{label} stdout", done.stdout)
+        self.ledger.text(f"{label} stderr", done.stderr)
+        if expect is not None:
+            assert done.returncode == expect, f"{label}: exit {done.returncode}, stderr tail: {done.stderr[-600:]}"
+        return done
+
+
+def make_world(tmp_path: Path, emulator, openbao, moto_server, ledger: Ledger, monkeypatch) -> World:
+    """Users, a Vault policy, an AppRole and a child token, long random AWS credentials (moto takes
+    any), every one of them registered in ``ledger``; the process env (monkeypatched) and a copy for
+    child processes; ``rotator.yaml`` with a target per store."""
+    world = World(tmp_path, emulator, openbao, moto_server.url, ledger, prefix=f"sec-{uuid.uuid4().hex[:8]}")
+    emulator.create_user("ci", groups=("deployers",))
+    policy = (f'path "secret/data/{world.prefix}/*" {{ capabilities = ["create", "read", "update", "delete"] }}\n'
+              f'path "secret/metadata/{world.prefix}/*" {{ capabilities = ["read", "patch", "list", "update"] }}\n'
+              f'path "secret/data/jfrog-rotator-claims/*" {{ capabilities = ["create", "read", "update"] }}\n')
+    openbao.write_policy(world.prefix, policy)
+    role_id, secret_id = openbao.make_approle(world.prefix, [world.prefix])
+    vault_token = openbao.create_token([world.prefix])
+    aws_env(monkeypatch)
+    aws_secret, aws_session = secrets.token_urlsafe(30), secrets.token_urlsafe(60)
+    env = {"JFROG_ADMIN_TOKEN": emulator.admin_token, "VAULT_SECRET_ID": secret_id, "VAULT_TOKEN": vault_token,
+           "AWS_SECRET_ACCESS_KEY": aws_secret, "AWS_SESSION_TOKEN": aws_session}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ledger.secret(emulator.admin_token, openbao.root_token, secret_id, vault_token, aws_secret, aws_session)
+    world.env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    world.config = write_world_config(world, tmp_path / "rotator.yaml", role_id)
+    _spy_on_approle_logins(world, monkeypatch)
+    return world
+
+
+def write_world_config(world: World, path: Path, role_id: str, *, jfrog_extra: str = "",
+                       vault_url: str | None = None, vault_extra: str = "") -> Path:
+    p = world.prefix
+    token = "{username: ci, groups: [deployers], expiry: 7d, refreshable: true, reference: true}"
+    path.write_text(textwrap.dedent(f"""\
+        jfrog: {{url: "{world.emulator.url}", access_token_env: JFROG_ADMIN_TOKEN{jfrog_extra}}}
+        backends:
+          files: {{type: file, directory: ./secrets}}
+          approle:
+            type: vault
+            url: {vault_url or world.openbao.addr}
+            auth: {{method: approle, role_id: {role_id}, secret_id_env: VAULT_SECRET_ID}}{vault_extra}
+          vtoken:
+            type: vault
+            url: {vault_url or world.openbao.addr}
+            auth: {{method: token, token_env: VAULT_TOKEN}}{vault_extra}
+          aws: {{type: aws-secretsmanager, region: us-east-1, endpoint_url: "{world.moto_url}", timeout: 10s}}
+        targets:
+          - {{name: file-ci, backend: files, path: {p}/file-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
+          - {{name: approle-ci, backend: approle, path: {p}/approle-ci, overlap: 0s, orphan_grace: 0s,
+              strategy: refresh, token: {token}}}
+          - {{name: vtoken-ci, backend: vtoken, path: {p}/vtoken-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
+          - {{name: aws-ci, backend: aws, path: {p}/aws-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
+        """))
+    return path
+
+
+def _spy_on_approle_logins(world: World, monkeypatch) -> None:
+    """Every Vault token an AppRole login of this process hands out goes to the ledger."""
+    login = hvac.api.auth_methods.AppRole.login
+
+    def spying(self, *args, **kwargs):
+        answer = login(self, *args, **kwargs)
+        token = (answer or {}).get("auth", {}).get("client_token")
+        world.approle_tokens.append(token)
+        world.ledger.secret(token)
+        return answer
+
+    monkeypatch.setattr(hvac.api.auth_methods.AppRole, "login", spying)
+
+
+# -- a TLS server of the suite's own --------------------------------------------------------------
+class TlsServer:
+    """An HTTPS server on 127.0.0.1 with ``cert`` (a trustme leaf) answering ``{}`` to everything;
+    with ``client_ca`` it requires a client certificate issued by that CA."""
+
+    def __init__(self, cert, client_ca=None) -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        if client_ca is not None:
+            client_ca.configure_trust(ctx)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = _any
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> TlsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
