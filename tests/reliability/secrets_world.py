@@ -10,6 +10,7 @@ token or a Vault token in a text.
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import hvac
 
+from rotator.core.logs import JsonFormatter
 from tests.fixtures.daemon import ROOT
 from tests.fixtures.moto_server import aws_env
 from tests.reliability.harness import Ledger
@@ -62,6 +64,7 @@ class World:
     prefix: str = ""
     config: Path | None = None
     approle_tokens: list[str] = field(default_factory=list)
+    role_id: str = ""
 
     def cli(self, *args: str, config: Path | None = None, expect: int | None = 0, where: str = "",
             env: dict[str, str] | None = None, stdout_is_secret: bool = False) -> subprocess.CompletedProcess:
@@ -101,13 +104,14 @@ def make_world(tmp_path: Path, emulator, openbao, moto_server, ledger: Ledger, m
         monkeypatch.setenv(name, value)
     ledger.secret(emulator.admin_token, openbao.root_token, secret_id, vault_token, aws_secret, aws_session)
     world.env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    world.role_id = role_id
     world.config = write_world_config(world, tmp_path / "rotator.yaml", role_id)
     _spy_on_approle_logins(world, monkeypatch)
     return world
 
 
 def write_world_config(world: World, path: Path, role_id: str, *, jfrog_extra: str = "",
-                       vault_url: str | None = None, vault_extra: str = "") -> Path:
+                       vault_url: str | None = None, vault_extra: str = "", moto_url: str | None = None) -> Path:
     p = world.prefix
     token = "{username: ci, groups: [deployers], expiry: 7d, refreshable: true, reference: true}"
     path.write_text(textwrap.dedent(f"""\
@@ -122,7 +126,7 @@ def write_world_config(world: World, path: Path, role_id: str, *, jfrog_extra: s
             type: vault
             url: {vault_url or world.openbao.addr}
             auth: {{method: token, token_env: VAULT_TOKEN}}{vault_extra}
-          aws: {{type: aws-secretsmanager, region: us-east-1, endpoint_url: "{world.moto_url}", timeout: 10s}}
+          aws: {{type: aws-secretsmanager, region: us-east-1, endpoint_url: "{moto_url or world.moto_url}", timeout: 10s}}
         targets:
           - {{name: file-ci, backend: files, path: {p}/file-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
           - {{name: approle-ci, backend: approle, path: {p}/approle-ci, overlap: 0s, orphan_grace: 0s,
@@ -131,6 +135,22 @@ def write_world_config(world: World, path: Path, role_id: str, *, jfrog_extra: s
           - {{name: aws-ci, backend: aws, path: {p}/aws-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
         """))
     return path
+
+
+class JsonCapture(logging.Handler):
+    """Every log record as the daemon's JSON formatter writes it, ``extra`` fields included (the
+    ledger's own capture formats the message alone)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(logging.DEBUG)
+        self.ledger = ledger
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.ledger.text(f"json log {record.name}", self.format(record))
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not a leak
+            pass
 
 
 def _spy_on_approle_logins(world: World, monkeypatch) -> None:

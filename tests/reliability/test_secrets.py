@@ -11,11 +11,18 @@ a clear error, and verification is never off without a warning.
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 
 import pytest
 
+from rotator.cli import run
+from rotator.config import load_config
+from rotator.config.wiring import build_engine
+from rotator.engine import RotationStep
+from tests.fixtures.tcp_proxy import TcpProxy
 from tests.reliability.harness import check_config
-from tests.reliability.secrets_world import World, check_all, make_world
+from tests.reliability.secrets_world import JsonCapture, World, check_all, make_world, write_world_config
 
 SUITE = "secrets"
 
@@ -25,7 +32,12 @@ TOKENS = "/access/api/v1/tokens"
 @pytest.fixture
 def world(tmp_path, emulator, openbao, moto_server, ledger, monkeypatch, cli_env) -> World:
     monkeypatch.chdir(tmp_path)
-    return make_world(tmp_path, emulator, openbao, moto_server, ledger, monkeypatch)
+    capture = JsonCapture(ledger)
+    logging.getLogger().addHandler(capture)
+    try:
+        yield make_world(tmp_path, emulator, openbao, moto_server, ledger, monkeypatch)
+    finally:
+        logging.getLogger().removeHandler(capture)
 
 
 def test_debug_processes_succeeding_and_failing_leak_nothing(world, emulator, ledger, tally):
@@ -53,4 +65,98 @@ def test_debug_processes_succeeding_and_failing_leak_nothing(world, emulator, le
     check_config(world.config, emulator, tally)
     ledger.emulator(emulator)
     tally.add(processes=9, faults=3)
+    check_all(ledger, tally)
+
+
+def test_errors_forced_at_each_step_leak_nothing(world, emulator, openbao, moto_server, ledger, tally):
+    """Each step of a rotation of every target fails for real (the store's connection cut, JFrog
+    refusing the mint, the verify, the revoke): results, errors, logs (DEBUG, JSON with their extra
+    fields) and the tracebacks of the exceptions raised by the stores and JFrog client are searched."""
+    host, port = openbao.addr.rsplit(":", 1)
+    vault_proxy = TcpProxy(host.split("//")[1], int(port)).start()
+    aws_proxy = TcpProxy("127.0.0.1", int(moto_server.url.rsplit(":", 1)[1])).start()
+    try:
+        config_path = write_world_config(world, world.tmp / "proxied.yaml", world.role_id,
+                                         vault_url=vault_proxy.url, moto_url=aws_proxy.url)
+        assert run(["rotate", "-c", str(config_path), "--all"]) == 0
+        faults = {
+            (RotationStep.READ, "before"): lambda: cut(True),
+            (RotationStep.MINT, "before"): lambda: emulator.inject_fault(TOKENS, method="POST", status=403, count=9),
+            (RotationStep.VERIFY, "before"): lambda: emulator.inject_fault(f"{TOKENS}/me", status=401, count=9),
+            (RotationStep.STORE, "before"): lambda: cut(True),
+            (RotationStep.RETIRE, "before"): lambda: emulator.inject_fault(TOKENS + "/", method="DELETE",
+                                                                           status=403, count=9),
+        }
+
+        def cut(on: bool) -> None:
+            for proxy in (vault_proxy, aws_proxy):
+                (proxy.refuse.set if on else proxy.refuse.clear)()
+
+        # JFrog's steps fail the same whatever the store: one target each (a refused verify is
+        # retried for 3 s); the stores' steps on each network store (the file store has no
+        # connection to cut).
+        network = {"approle-ci", "vtoken-ci", "aws-ci"}
+        aimed = {RotationStep.READ: network, RotationStep.MINT: {"file-ci", "approle-ci"},
+                 RotationStep.VERIFY: {"vtoken-ci"}, RotationStep.STORE: network, RotationStep.RETIRE: {"aws-ci"}}
+        results = []
+        for (step, when), fault in faults.items():
+            fired = []
+
+            def hook(s, w, rid, step=step, when=when, fault=fault, fired=fired):
+                if (s, w) == (step, when) and not fired:
+                    fired.append(1)
+                    fault()
+
+            config = load_config(config_path)
+            try:
+                engine = build_engine(config, step_hook=hook)
+                for target in config.targets:
+                    fired.clear()
+                    if target.name not in aimed[step]:
+                        continue
+                    result = engine.rotate(target)
+                    results.append((step, target.name, result))
+                    ledger.text(f"result {step.value} {target.name}", json.dumps(result.to_json()))
+                    cut(False)
+                    emulator.clear_faults()
+            finally:
+                config.close()
+        outcomes = {(s.value, name): (r.outcome, r.step, len(r.revoked)) for s, name, r in results}
+        assert {k: v[:2] for k, v in outcomes.items() if k[0] != "retire"} == {
+            (s.value, name): ("failed", s.value) for s, names in aimed.items() for name in names
+            if s is not RotationStep.RETIRE}
+        # A revoke refused leaves the rotation done and the previous token retired (a sweep revokes it).
+        assert outcomes[("retire", "aws-ci")] == ("rotated", None, 0)
+        assert [r.status for r in emulator.requests if r.method == "DELETE"][-1:] == [403]
+        tally.add(faults=len(results))
+
+        # The exceptions themselves, with their chained causes, as a traceback shows them.
+        config = load_config(config_path)
+        try:
+            cut(True)
+            for target in config.targets:
+                try:
+                    config.backends[target.backend].read(target.path)
+                except Exception as exc:  # noqa: BLE001 - every failure is searched
+                    ledger.text(f"traceback read {target.name}", "".join(traceback.format_exception(exc)))
+            cut(False)
+            emulator.inject_fault(TOKENS, method="POST", status=400, count=1,
+                                  body=json.dumps({"errors": [{"message": f"bad {emulator.admin_token}"}]}))
+            from rotator.config.wiring import jfrog_client
+            client, _ = jfrog_client(config.jfrog)
+            with pytest.raises(Exception) as err:
+                client.create_token(username="ci", expires_in=600)
+            client.close()
+            ledger.text("traceback create_token", "".join(traceback.format_exception(err.value)))
+            tally.add(faults=len(config.targets) + 1)
+        finally:
+            config.close()
+    finally:
+        vault_proxy.stop()
+        aws_proxy.stop()
+    # A refresh ends the stored token at once, so the refresh target whose STORE failed holds a dead
+    # token until its next rotation, which falls back to recreate (docs/architecture.md#strategies).
+    assert run(["rotate", "-c", str(world.config), "approle-ci"]) == 0
+    check_config(world.config, emulator, tally, swept=False)
+    ledger.emulator(emulator)
     check_all(ledger, tally)
