@@ -204,3 +204,51 @@ class TlsServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- the rotation Lambda on moto ------------------------------------------------------------------
+def lambda_harness(moto_server, emulator, monkeypatch, ledger: Ledger):
+    """A :class:`tests.fixtures.lambda_harness.Harness` as tests/aws_lambda/conftest.py builds it (a
+    function in moto's no-Docker Lambda backend, the admin token in a secret), routed to the
+    handler in-process; the caller stops it with ``close()`` on the returned harness."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    from rotator import aws_lambda
+    from rotator.jfrog import AccessClient
+    from tests.fixtures.lambda_harness import REGION, Harness, moto_config, tiny_zip
+
+    moto_config(moto_server.url, use_docker=False)
+    client_args = dict(endpoint_url=moto_server.url, region_name=REGION)
+    suffix = uuid.uuid4().hex[:8]
+    role = boto3.client("iam", **client_args).create_role(
+        RoleName=f"jfrog-rotation-{suffix}", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+    )["Role"]["Arn"]
+    function = boto3.client("lambda", **client_args).create_function(
+        FunctionName=f"jfrog-token-rotation-{suffix}", Runtime="python3.12", Role=role,
+        Handler="rotator.aws_lambda.handler", Code={"ZipFile": tiny_zip()}, Timeout=60)["FunctionArn"]
+    emulator.create_user("lambda-ci", groups=("deployers",))
+    sm = boto3.client("secretsmanager", config=BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}),
+                      **client_args)
+    admin_arn = sm.create_secret(Name=f"jfrog/admin-{suffix}", SecretString=emulator.admin_token)["ARN"]
+    for name, value in {"SECRETS_MANAGER_ENDPOINT": moto_server.url, "JFROG_URL": emulator.url,
+                        "JFROG_ADMIN_SECRET_ARN": admin_arn, "TOKEN_USERNAME": "lambda-ci",
+                        "TOKEN_GROUPS": "deployers", "TOKEN_EXPIRY": "14400"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("REVOKE_PREVIOUS", "PREVIOUS_TOKEN_GRACE", "ORPHAN_GRACE", "TEST_SECRET_TIMEOUT", "TOKEN_SCOPE"):
+        monkeypatch.delenv(name, raising=False)
+    container = aws_lambda.Container(sleep=lambda seconds: None)
+    previous = aws_lambda.install(container)
+    admin = AccessClient(emulator.url, access_token=emulator.admin_token)
+    harness = Harness(sm=sm, moto_url=moto_server.url, function_arn=function, emulator=emulator, admin=admin,
+                      monkeypatch=monkeypatch, sleeps=[], container=container)
+    harness.route_to_handler()
+
+    def close() -> None:
+        aws_lambda.install(previous)
+        admin.close()
+        sm.close()
+        moto_config(moto_server.url, use_docker=True)
+
+    harness.close = close
+    return harness

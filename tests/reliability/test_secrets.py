@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 
 import pytest
+import requests
 
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.config.wiring import build_engine
 from rotator.engine import RotationStep
+from tests.fixtures.daemon import wait_until
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.reliability.harness import check_config
-from tests.reliability.secrets_world import JsonCapture, World, check_all, make_world, write_world_config
+from tests.reliability.secrets_world import JsonCapture, World, check_all, lambda_harness, make_world, write_world_config
 
 SUITE = "secrets"
 
@@ -159,4 +162,76 @@ def test_errors_forced_at_each_step_leak_nothing(world, emulator, openbao, moto_
     assert run(["rotate", "-c", str(world.config), "approle-ci"]) == 0
     check_config(world.config, emulator, tally, swept=False)
     ledger.emulator(emulator)
+    check_all(ledger, tally)
+
+
+def test_the_daemon_endpoints_and_logs_leak_nothing(world, emulator, ledger, tally, start_daemon):
+    """The in-process daemon rotates every target (one of them failing at the mint): ``/status``,
+    ``/metrics``, ``/healthz``, ``/readyz`` and its logs hold no secret."""
+    config = world.config
+    config.write_text(config.read_text() + "daemon: {sweep_interval: 1s}\n")
+    emulator.inject_fault(TOKENS, method="POST", status=403, count=1)
+    daemon = start_daemon(config)
+    url = daemon.ops.url
+    bodies = {}
+
+    outcomes: dict[str, set[str]] = {}
+
+    def all_done():
+        bodies["metrics"] = requests.get(f"{url}/metrics", timeout=5).text
+        outcomes.clear()
+        for result, target in re.findall(r'^jfrog_rotator_rotations_total\{result="(\w+)",target="([\w-]+)"\} [1-9]',
+                                         bodies["metrics"], re.M):
+            outcomes.setdefault(result, set()).add(target)
+        # The failed target is retried after 15 s of back-off: not waited for.
+        return len(outcomes.get("failed", ())) == 1 and len(outcomes.get("rotated", ())) == 3
+
+    wait_until(all_done, 30, what="three targets rotated, one failed")
+    for path in ("status", "metrics", "healthz", "readyz"):
+        answer = requests.get(f"{url}/{path}", timeout=5)
+        bodies[path] = answer.text
+        ledger.text(f"daemon /{path}", answer.text)
+    assert len(json.loads(bodies["status"])) == 4
+    daemon.stop()
+    check_config(config, emulator, tally, swept=False, targets=outcomes["rotated"])
+    ledger.emulator(emulator)
+    tally.add(faults=1)
+    check_all(ledger, tally)
+
+
+def test_the_lambda_logs_leak_nothing(world, moto_server, emulator, monkeypatch, ledger, tally, capsys):
+    """Two rotations by the Lambda on moto, and one failing at createSecret (the mint refused)."""
+    harness = lambda_harness(moto_server, emulator, monkeypatch, ledger)
+    try:
+        arn, _ = harness.seeded_secret(username="lambda-ci")
+        harness.rotate(arn)
+        harness.rotate(arn)
+        emulator.inject_fault(TOKENS, method="POST", status=403, count=1)
+        harness.rotate(arn)
+        assert [step for step, _ in harness.failures] == ["createSecret"]
+        for step, exc in harness.failures:
+            ledger.text(f"lambda {step} traceback", "".join(traceback.format_exception(exc)))
+        captured = capsys.readouterr()
+        ledger.text("lambda stdout", captured.out)
+        ledger.text("lambda stderr", captured.err)
+        assert sum(text.count('"step"') for where, text in ledger.texts if "rotator.aws_lambda" in where) >= 9
+    finally:
+        harness.close()
+    ledger.emulator(emulator)
+    tally.add(faults=1)
+    check_all(ledger, tally)
+
+
+def test_token_create_prints_the_token_on_stdout_only(world, emulator, ledger, tally):
+    """``token create --debug``: stdout is the token (by design, so it is left out of the search);
+    stderr holds no secret; a refused create prints its error with none either."""
+    conn = ["--url", emulator.url, "--access-token", emulator.admin_token]
+    made = world.cli("token", "create", "ci", *conn, "--expiry", "3600", stdout_is_secret=True)
+    printed = json.loads(made.stdout)
+    assert emulator.authenticates(printed["access_token"])
+    emulator.inject_fault(TOKENS, method="POST", status=403, count=1)
+    world.cli("token", "create", "ci", *conn, "--format", "json", expect=1, where="token create refused")
+    ledger.emulator(emulator)
+    assert printed["access_token"] in ledger.secrets
+    tally.add(processes=2, faults=1)
     check_all(ledger, tally)

@@ -7,5 +7,5 @@ BUGS = [
                    "AWS session token (X-Amz-Security-Token) and the refresh token inside a Secrets Manager "
                    "SecretString, neither registered nor token-shaped when logged.",
         "rotator.core.redact masks any value under a secret's name (refresh_token, password, secret_id, "
-        "X-Amz-Security-Token, ...) in JSON, escaped JSON, dict reprs and headers.", ""),
+        "X-Amz-Security-Token, ...) in JSON, escaped JSON, dict reprs and headers.", "f65b68c"),
 ]
