@@ -12,20 +12,36 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import ssl
+import subprocess
 import traceback
+import uuid
+from pathlib import Path
 
 import pytest
 import requests
+import trustme
 
 from rotator.cli import run
 from rotator.config import load_config
-from rotator.config.wiring import build_engine
+from rotator.config.wiring import build_engine, jfrog_client
+from rotator.emulator import Emulator
 from rotator.engine import RotationStep
-from tests.fixtures.daemon import wait_until
+from tests.fixtures.daemon import ROOT, wait_until
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.reliability.harness import check_config
-from tests.reliability.secrets_world import JsonCapture, World, check_all, lambda_harness, make_world, write_world_config
+from tests.reliability.secrets_world import (
+    CLI,
+    JsonCapture,
+    TlsServer,
+    World,
+    check_all,
+    lambda_harness,
+    make_world,
+    write_world_config,
+)
 
 SUITE = "secrets"
 
@@ -145,7 +161,6 @@ def test_errors_forced_at_each_step_leak_nothing(world, emulator, openbao, moto_
             cut(False)
             emulator.inject_fault(TOKENS, method="POST", status=400, count=1,
                                   body=json.dumps({"errors": [{"message": f"bad {emulator.admin_token}"}]}))
-            from rotator.config.wiring import jfrog_client
             client, _ = jfrog_client(config.jfrog)
             with pytest.raises(Exception) as err:
                 client.create_token(username="ci", expires_in=600)
@@ -234,4 +249,113 @@ def test_token_create_prints_the_token_on_stdout_only(world, emulator, ledger, t
     ledger.emulator(emulator)
     assert printed["access_token"] in ledger.secrets
     tally.add(processes=2, faults=1)
+    check_all(ledger, tally)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server_cert(ca):
+    return ca.issue_cert("127.0.0.1", "localhost")
+
+
+@pytest.fixture
+def https_emulator(server_cert, ca, signing_key):
+    """The emulator over HTTPS with a certificate of the session's CA, requiring no client certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(ctx)
+    emu = Emulator(ssl_context=ctx, signing_key=signing_key).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def mtls_emulator(server_cert, ca, signing_key):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(ctx)
+    ca.configure_trust(ctx)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    emu = Emulator(ssl_context=ctx, signing_key=signing_key).start()
+    yield emu
+    emu.stop()
+
+
+def tls_config(tmp_path, emulator, jfrog_extra: str = "", backends: str = "", targets: str = "") -> Path:
+    path = tmp_path / "tls.yaml"
+    path.write_text(f"""\
+jfrog: {{url: "{emulator.url}", access_token_env: JFROG_ADMIN_TOKEN{jfrog_extra}}}
+backends:
+  files: {{type: file, directory: ./secrets}}
+{backends}targets:
+  - {{name: ci, backend: files, path: ci, overlap: 0s, token: {{username: ci, expiry: 7d}}}}
+{targets}""")
+    return path
+
+
+def pem(tmp_path, name: str, blob) -> str:
+    blob.write_to_path(str(tmp_path / name))
+    return str(tmp_path / name)
+
+
+def test_a_wrong_ca_is_refused_with_a_clear_error(https_emulator, server_cert, ca, tmp_path, monkeypatch, cli_env,
+                                                  capsys, ledger, tally):
+    """JFrog over HTTPS and a Vault store over HTTPS, each checked against another CA: the run fails
+    naming TLS and the setting to check; nothing is minted, nothing stored."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", https_emulator.admin_token)
+    https_emulator.create_user("ci")
+    other = pem(tmp_path, "other-ca.pem", trustme.CA().cert_pem)
+    config = tls_config(tmp_path, https_emulator, f", ca_bundle: {other}")
+    assert run(["--debug", "rotate", "-c", str(config), "--all"]) == 1
+    out = capsys.readouterr()
+    ledger.text("rotate, JFrog with a wrong CA", out.out + out.err)
+    assert "ci: FAILED ci: mint: " in out.out and "TLS error" in out.out and "certificate verify failed" in out.out
+    assert https_emulator.mint_count == 0 and not (tmp_path / "secrets" / "ci.json").exists()
+    with TlsServer(server_cert) as vault:
+        monkeypatch.setenv("VAULT_TOKEN", "s.NotARealTokenButLongEnough1")
+        config = tls_config(tmp_path, https_emulator, f", ca_bundle: {pem(tmp_path, 'ca.pem', ca.cert_pem)}",
+                            f"  vault: {{type: vault, url: '{vault.url}', ca_cert: {other}}}\n",
+                            "  - {name: v, backend: vault, path: jfrog/v, token: {username: ci, expiry: 7d}}\n")
+        assert run(["rotate", "-c", str(config), "v"]) == 1
+        out = capsys.readouterr()
+        ledger.text("rotate, Vault with a wrong CA", out.out + out.err)
+        assert "TLS error (check ca_cert / tls_verify)" in out.out + out.err
+    assert https_emulator.mint_count == 0
+    tally.add(faults=2)
+    ledger.emulator(https_emulator)
+    check_all(ledger, tally)
+
+
+def test_verification_off_warns_once_per_process_naming_the_setting(https_emulator, openbao, tmp_path, monkeypatch,
+                                                                   cli_env, ledger, tally):
+    """``tls_verify: false`` (JFrog and a Vault store) works, and a process says so once per setting,
+    naming it, however many clients it makes: real processes (rotate, sweep), and this one loading
+    the config three times, as a daemon does at each reload."""
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", https_emulator.admin_token)
+    https_emulator.create_user("ci")
+    prefix = f"tls-{uuid.uuid4().hex[:8]}"
+    config = tls_config(tmp_path, https_emulator, ", tls_verify: false",
+                        f"  vault: {{type: vault, url: '{openbao.addr}', tls_verify: false}}\n",
+                        f"  - {{name: v, backend: vault, path: {prefix}/v, overlap: 0s, "
+                        "token: {username: ci, expiry: 7d}}\n")
+    env = {**os.environ, "VAULT_TOKEN": openbao.root_token, "PYTHONPATH": str(ROOT)}
+    ledger.secret(openbao.root_token)
+    for argv in (["rotate", "--all"], ["sweep", "--all"], ["rotate", "--all"]):
+        done = subprocess.run([CLI, *argv, "-c", str(config)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+        ledger.text(f"{argv[0]} stdout", done.stdout)
+        ledger.text(f"{argv[0]} stderr", done.stderr)
+        assert done.returncode == 0, done.stderr[-500:]
+        warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
+        assert len([w for w in warnings if "jfrog.tls_verify: false" in w]) == 1, warnings
+        assert len([w for w in warnings if "backends.vault.tls_verify: false" in w]) == 1, warnings
+        tally.add(processes=1)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
+    for _ in range(3):
+        loaded = load_config(config)
+        jfrog_client(loaded.jfrog)[0].close()
+        loaded.close()
+    said = [text for where, text in ledger.texts if where.startswith("log ") and "tls_verify: false" in text]
+    assert len(said) == 2 and any("jfrog.tls_verify: false" in t for t in said), said
+    check_config(config, https_emulator, tally, swept=False)
+    ledger.emulator(https_emulator)
     check_all(ledger, tally)
