@@ -359,3 +359,34 @@ def test_verification_off_warns_once_per_process_naming_the_setting(https_emulat
     check_config(config, https_emulator, tally, swept=False)
     ledger.emulator(https_emulator)
     check_all(ledger, tally)
+
+
+@pytest.mark.parametrize("client", ["another CA's", "none"])
+def test_mtls_with_a_wrong_client_certificate_fails_clearly(client, mtls_emulator, ca, tmp_path, monkeypatch,
+                                                            cli_env, capsys, ledger, tally):
+    """JFrog requiring a client certificate of its CA: a certificate of another CA, or none, fails
+    the run with a TLS error naming the call; nothing is minted. The right one works."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", mtls_emulator.admin_token)
+    mtls_emulator.create_user("ci")
+    bundle = pem(tmp_path, "ca.pem", ca.cert_pem)
+    issuer = trustme.CA() if client != "none" else ca
+    leaf = issuer.issue_cert("ci-client@example.test")
+    cert, key = pem(tmp_path, "client.pem", leaf.cert_chain_pems[0]), pem(tmp_path, "client.key", leaf.private_key_pem)
+    keys = f", client_cert_path: {cert}, client_cert_key_path: {key}" if client != "none" else ""
+    config = tls_config(tmp_path, mtls_emulator, f", ca_bundle: {bundle}{keys}")
+    assert run(["--debug", "rotate", "-c", str(config), "--all"]) == 1
+    out = capsys.readouterr()
+    ledger.text(f"rotate, mTLS with {client} client certificate", out.out + out.err)
+    assert "ci: FAILED ci: mint: create token failed (POST /access/api/v1/tokens): " in out.out
+    assert "TLS error" in out.out, out.out[-300:]
+    assert mtls_emulator.mint_count == 0
+    good = ca.issue_cert("ci-client@example.test")
+    cert, key = pem(tmp_path, "client.pem", good.cert_chain_pems[0]), pem(tmp_path, "client.key", good.private_key_pem)
+    config = tls_config(tmp_path, mtls_emulator,
+                        f", ca_bundle: {bundle}, client_cert_path: {cert}, client_cert_key_path: {key}")
+    assert run(["rotate", "-c", str(config), "--all"]) == 0
+    check_config(config, mtls_emulator, tally, swept=False)
+    tally.add(faults=1)
+    ledger.emulator(mtls_emulator)
+    check_all(ledger, tally)
