@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import signal
 import ssl
 import subprocess
 import traceback
@@ -30,6 +31,7 @@ from rotator.config.wiring import build_engine, jfrog_client
 from rotator.emulator import Emulator
 from rotator.engine import RotationStep
 from tests.fixtures.daemon import ROOT, wait_until
+from tests.fixtures.openbao import free_port
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.reliability.harness import check_config
 from tests.reliability.secrets_world import (
@@ -389,4 +391,76 @@ def test_mtls_with_a_wrong_client_certificate_fails_clearly(client, mtls_emulato
     check_config(config, mtls_emulator, tally, swept=False)
     tally.add(faults=1)
     ledger.emulator(mtls_emulator)
+    check_all(ledger, tally)
+
+
+# -- slow: the demo, a real daemon process --------------------------------------------------------
+@pytest.mark.slow
+def test_the_demo_prints_no_secret(emulator, tmp_path, monkeypatch, ledger, tally):
+    """``make demo`` (``jfrog-rotator demo``) run once: its output and the daemon's log hold none of
+    the emulator's tokens, the OpenBao root token or the Vault tokens it made, not even masked."""
+    from rotator.cli.demo import DemoOptions, run_demo
+    from rotator.cli.demo.openbao import OpenBaoDevServer
+
+    made: list[str] = []
+    create, start = OpenBaoDevServer.create_token, OpenBaoDevServer.start
+
+    def creating(self, *args, **kwargs):
+        made.append(create(self, *args, **kwargs))
+        return made[-1]
+
+    def starting(self, *args, **kwargs):
+        made.append(self.root_token)
+        return start(self, *args, **kwargs)
+
+    monkeypatch.setattr(OpenBaoDevServer, "create_token", creating)
+    monkeypatch.setattr(OpenBaoDevServer, "start", starting)
+    lines: list[str] = []
+    directory = tmp_path / "demo"
+    assert run_demo(DemoOptions(duration=7, directory=str(directory)), say=lines.append, emulator=emulator) == 0
+    text = "\n".join(lines)
+    assert re.search(r"^\d\d:\d\d:\d\d  ci-deployer +rotated ", text, re.M), text[-500:]
+    assert len(made) >= 4, "the root token and the daemon's, requester's and consumer's tokens"
+    ledger.secret(*made)
+    ledger.text("demo output", text)
+    ledger.text("demo daemon.log", (directory / "daemon.log").read_text())
+    assert text.count("***") == 0, "something in the demo's output needed masking"
+    ledger.emulator(emulator)
+    check_all(ledger, tally)
+
+
+@pytest.mark.slow
+def test_a_real_daemon_process_with_debug_leaks_nothing(world, emulator, ledger, tally):
+    """``jfrog-rotator --debug daemon`` over the three stores, its first mint refused: its stderr
+    (DEBUG, JSON lines), ``/status``, ``/metrics``, ``/healthz`` and ``/readyz`` hold no secret."""
+    port = free_port()
+    world.config.write_text(world.config.read_text() + f"daemon: {{listen: '127.0.0.1:{port}', sweep_interval: 1s}}\n")
+    emulator.inject_fault(TOKENS, method="POST", status=403, count=1)
+    log_file = (world.tmp / "daemon.err").open("w")  # a pipe would fill up with DEBUG lines and block it
+    daemon = subprocess.Popen([CLI, "--debug", "daemon", "-c", str(world.config), "--log-format", "json"],
+                              cwd=world.tmp, env=world.env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def counted():
+            try:
+                metrics = requests.get(f"{url}/metrics", timeout=10).text
+            except requests.RequestException:  # not listening yet
+                return False
+            rotated = re.findall(r'^jfrog_rotator_rotations_total\{result="rotated",target="[\w-]+"\} [1-9]', metrics, re.M)
+            failed = re.findall(r'^jfrog_rotator_rotations_total\{result="failed",target="[\w-]+"\} [1-9]', metrics, re.M)
+            return len(rotated) == 3 and len(failed) == 1
+
+        wait_until(counted, 60, what="three targets rotated and one failed by the daemon process")
+        for path in ("status", "metrics", "healthz", "readyz"):
+            ledger.text(f"daemon process /{path}", requests.get(f"{url}/{path}", timeout=5).text)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        log_file.close()
+    err = (world.tmp / "daemon.err").read_text()
+    assert daemon.returncode == 0, err[-500:]
+    ledger.text("daemon process stdout and stderr", err)
+    assert sum(1 for line in err.splitlines() if '"level": "debug"' in line) > 10
+    ledger.emulator(emulator)
+    tally.add(processes=1, faults=1)
     check_all(ledger, tally)
