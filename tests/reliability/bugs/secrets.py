@@ -11,5 +11,5 @@ BUGS = [
     Bug("secrets", "tls_verify: false logged a warning that did not name the setting, once per client: again at "
                    "every config load (each daemon reload), for JFrog and for each Vault store.",
         "The warnings name jfrog.tls_verify / backends.<store>.tls_verify (or --insecure-tls) and are logged once "
-        "per process and setting (rotator.core.http_env.warn_verify_off).", ""),
+        "per process and setting (rotator.core.http_env.warn_verify_off).", "4a38189"),
 ]
