@@ -24,7 +24,7 @@ from requests.utils import select_proxy
 from urllib3 import exceptions as u3_exc
 
 from backends.base import BackendError, CASConflict, WriteOutcomeUnknown
-from rotator.core.http_env import default_verify, pin_environment
+from rotator.core.http_env import default_verify, pin_environment, warn_verify_off
 from rotator.core.options import Options
 from rotator.core.redact import register, scrub
 
@@ -52,8 +52,9 @@ class VaultTransport:
         self.namespace = namespace
         self.timeout = timeout
         if verify is False:
-            log.warning("%s: TLS certificate verification is disabled for %s (tls_verify: false); use only for testing",
-                        name, url)
+            warn_verify_off(log, f"backends.{name}.tls_verify: false", url,
+                            "%s: TLS certificate verification is disabled for %s (backends.%s.tls_verify: false)",
+                            name, url, name)
         self.tls_verify = default_verify() if verify is True else verify
         # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back:
         # the token comes only from the configured auth method, at login.

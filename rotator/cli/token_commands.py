@@ -38,6 +38,7 @@ def client_for(details: ServerDetails, tls: TLSOptions = TLSOptions()) -> Access
         client_key=details.client_cert_key_path or None,
         ca_bundle=tls.ca_bundle,
         verify=not tls.insecure,
+        verify_setting="--insecure-tls",
     )
 
 

@@ -64,6 +64,7 @@ def jfrog_client(settings: JFrogSettings, source: str = "") -> tuple[AccessClien
     try:
         client = AccessClient(url, access_token=token, client_cert=cert, client_key=key,
                               ca_bundle=settings.ca_bundle, verify=settings.tls_verify,
+                              verify_setting="jfrog.tls_verify: false",
                               timeout=(min(10, settings.timeout), settings.timeout))
     except JFrogConfigError as exc:
         raise ConfigError(source, "jfrog", str(exc)) from None

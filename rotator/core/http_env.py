@@ -7,7 +7,9 @@ A default :class:`requests.Session` looks up proxy variables and ``~/.netrc`` on
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 import requests
 
@@ -24,3 +26,17 @@ def pin_environment(session: requests.Session, url: str) -> None:
 def default_verify() -> bool | str:
     """What requests would verify with by default: ``$REQUESTS_CA_BUNDLE``, ``$CURL_CA_BUNDLE``, or True."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+_warned_verify_off: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_verify_off(logger: logging.Logger, setting: str, url: str, message: str, *args: object) -> None:
+    """Log ``message``, a warning that TLS verification is off, once per process for ``setting`` and
+    ``url`` (a daemon makes new clients at each reload; the warning said once is enough)."""
+    with _warned_lock:
+        if (setting, url) in _warned_verify_off:
+            return
+        _warned_verify_off.add((setting, url))
+    logger.warning(message, *args)

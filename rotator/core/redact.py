@@ -6,7 +6,9 @@ Two defences, used together everywhere text leaves the process:
   Vault tokens) and replaced wherever they appear, whatever their shape (a refresh token is a
   plain UUID, so no pattern could tell it from a token id);
 * anything shaped like a JWT, a JFrog reference token or a Vault service token is masked even if
-  nobody registered it (a server echoing a token in an error body, a user pasting one).
+  nobody registered it (a server echoing a token in an error body, a user pasting one), and so is
+  any value under a secret's name (``refresh_token``, ``password``, ``X-Amz-Security-Token`` ...)
+  in a body or header a library logs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ _SECRET_PATTERNS = re.compile(
     r"|\b(?:hv[sbr]|s|b)\.[A-Za-z0-9]{20,}"
     r"|\bAKCp[A-Za-z0-9]{60,}"
 )
+
+# Values under a name that always holds a secret, however they are quoted: JSON, JSON inside a
+# JSON string (a Secrets Manager SecretString), a Python dict repr, an HTTP header, botocore's
+# canonical request. botocore logs bodies and headers at DEBUG before anyone could register what
+# they carry (a refresh token read from the store, the AWS session token), and a refresh token is
+# a plain UUID that no shape tells from a token id.
+_SECRET_FIELDS = re.compile(
+    r"""(?i)((?:refresh_token|access_token|reference_token|secret_id|client_token|password|x-amz-security-token)"""
+    r"""\\*['"]?\s*[:=]\s*(?:b?\\*['"])?)([^'"\\\s,}]{8,})""")
 
 _MIN_SECRET_LEN = 8
 _MAX_REGISTERED = 50_000
@@ -61,6 +72,7 @@ def scrub(text: object) -> str:
     for secret in sorted(odd, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
     out = _SECRET_PATTERNS.sub(REDACTED, out)
+    out = _SECRET_FIELDS.sub(lambda m: m.group(1) + REDACTED, out)
     return _WORD.sub(_mask_registered, out)
 
 

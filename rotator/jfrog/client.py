@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from rotator import __version__
-from rotator.core.http_env import default_verify, pin_environment
+from rotator.core.http_env import default_verify, pin_environment, warn_verify_off
 from rotator.core.redact import REDACTED, register, scrub
 from rotator.jfrog.aws_iam import AWS_TOKEN, signed_identity_headers
 from rotator.jfrog.errors import JFrogConfigError, JFrogConnectionError, JFrogHTTPError
@@ -141,7 +141,8 @@ class AccessClient:
 
     Authentication is a Bearer access token or reference token; an mTLS client certificate
     (``client_cert`` + ``client_key``) may be added. TLS is verified against the system store or
-    ``ca_bundle``; ``verify=False`` turns verification off and logs a warning.
+    ``ca_bundle``; ``verify=False`` turns verification off and logs a warning naming
+    ``verify_setting`` (the config key or flag that turned it off), once per process.
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class AccessClient:
         timeout: float | tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy | None = None,
         pool_size: int = 10,
+        verify_setting: str = "verify=False",
     ) -> None:
         if not url:
             raise JFrogConfigError("no JFrog Platform URL given")
@@ -177,8 +179,10 @@ class AccessClient:
         pin_environment(self.session, self.url)
         self._verify = _verify_setting(verify, ca_bundle)
         if verify is False:
-            log.warning("TLS certificate verification is OFF for %s (tls_verify: false); use only for testing", self.url)
-            # Said once above; urllib3 would otherwise repeat it on every request.
+            # Said once per process and setting (a daemon makes a client per reload); urllib3 would
+            # otherwise repeat it on every request.
+            warn_verify_off(log, verify_setting, self.url, "TLS certificate verification is OFF for %s (%s); "
+                                                           "use only for testing", self.url, verify_setting)
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._cert = _client_cert(client_cert, client_key) if (client_cert or client_key) else None
 
