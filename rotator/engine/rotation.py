@@ -294,12 +294,40 @@ class Engine(RotationSteps):
         except BackendError as exc:
             raise RotationError(target.name, RotationStep.MINT,
                                 f"cannot claim the refresh (a refresh runs only under a rotation claim): {exc}") from None
+        if who != holder and self._left_here(who):  # its process is gone: give its claim back, claim again
+            log.info("%s: the refresh claim of %s, a process of this host that is gone, is taken over", target.name,
+                     who, extra={"target": target.name, "rotation_id": rid})
+            try:
+                backend.release_rotation(target.path, current.version, holder=who)
+                who = backend.claim_rotation(target.path, current.version, holder=holder, rotation_id=rid,
+                                             ttl=REFRESH_CLAIM_TTL)
+            except BackendError as exc:
+                raise RotationError(target.name, RotationStep.MINT, f"cannot claim the refresh: {exc}") from None
         if who != holder:
             log.info("%s: another rotation (%s) claimed this refresh; nothing minted", target.name, who,
                      extra={"target": target.name, "rotation_id": rid, "outcome": "skipped"})
             return f"another rotation ({who}) claimed this refresh; nothing minted"
         self._claimed[rid] = holder
         return None
+
+    def _left_here(self, holder: str) -> bool:
+        """Whether a claim's holder (``host:pid:rotation id``, as :meth:`_claim_refresh` names it) is a
+        process of this host that has exited, or this process for a rotation no longer in flight:
+        a CLI run whose STORE failed with the store down could not give its claim back, and a rerun
+        must not wait out the claim's TTL with a dead token stored. Anything else counts as alive."""
+        host, _, rest = holder.partition(":")
+        pid, _, rid = rest.partition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        if int(pid) == os.getpid():
+            return rid not in self._claimed
+        try:
+            os.kill(int(pid), 0)  # signal 0: asks whether the process exists, sends nothing
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
 
     def _release_claim(self, target: Target, current: Current, rid: str, holder: str) -> None:
         """A rotation that claimed and then failed gives its claim back: a rerun goes at once."""
