@@ -7,5 +7,5 @@ BUGS = [
         "With refresh claims taken by every door, a CLI refresh whose STORE failed with the store down could not "
         "give its claim back, so the rerun skipped for the claim's 60 s TTL with the refreshed (dead) token stored.",
         "A claim whose holder is a process of this host that has exited (or this process, for a rotation no longer "
-        "in flight) is given back and claimed again (Engine._left_here).", ""),
+        "in flight) is given back and claimed again (Engine._left_here).", "cb34b79"),
 ]
