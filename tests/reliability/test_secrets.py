@@ -332,6 +332,8 @@ def test_verification_off_warns_once_per_process_naming_the_setting(https_emulat
     """``tls_verify: false`` (JFrog and a Vault store) works, and a process says so once per setting,
     naming it, however many clients it makes: real processes (rotate, sweep), and this one loading
     the config three times, as a daemon does at each reload."""
+    # Once per process: another test of this process may have warned for the same setting and URL.
+    monkeypatch.setattr("rotator.core.http_env._warned_verify_off", set())
     monkeypatch.setenv("JFROG_ADMIN_TOKEN", https_emulator.admin_token)
     https_emulator.create_user("ci")
     prefix = f"tls-{uuid.uuid4().hex[:8]}"
