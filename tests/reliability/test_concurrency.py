@@ -266,7 +266,7 @@ def test_the_daemon_mints_with_the_admin_token_file_as_it_is_now(tmp_path, emula
                    f'targets: [{{name: {name}, backend: store, path: "{where}", overlap: 0s, '
                    f'token: {{username: alpha, expiry: 4h}}, schedule: {{every: 2s}}}}]\n')
     daemon = spawn(cfg)
-    wait_until(lambda: stored(cfg, name)[0].generation >= 1, 30, what="the first rotation")
+    wait_until(lambda: generations(cfg, [(name, where)])[name] >= 1, 30, what="the first rotation")
     new_admin = emulator.create_token(emulator.admin_username, scope="applied-permissions/admin", expires_in=0)
     with AccessClient(emulator.url, access_token=new_admin["access_token"]) as admin:
         old_id = admin.get_me(token=emulator.admin_token)["token_id"]
@@ -427,6 +427,7 @@ def lambda_and_daemon_rounds(rounds, tmp_path, lambdas, moto_server, monkeypatch
             release.wait(30)
 
     daemon = start_daemon(cfg, step_hook=hook)
+    wait_until(lambda: daemon.runs_done(target) >= 1, 30, what="the daemon's check at start (not due)")
     problems: list[str] = []
     for number in range(rounds):
         before = lambdas.current(name)
