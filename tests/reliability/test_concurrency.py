@@ -543,3 +543,33 @@ def test_a_document_stored_without_its_metadata_is_read_as_the_successor(kind, t
     check_config(cfg, emulator, tally)
     ledger.emulator(emulator)
     ledger.check(tally)
+
+
+@pytest.mark.parametrize("kind", ["file", "vault-kv2"])
+def test_a_leader_whose_rotation_fails_gives_its_claim_back(kind, tmp_path, request, monkeypatch, emulator, cli_env,
+                                                          start_daemon, make_store, tally, ledger):
+    """With ``daemon.leader`` the leader claims each rotation; one that fails before storing (JFrog
+    refuses the mint) gives the claim back, so a replica taking over need not wait out its ttl."""
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    [(name, where)] = names = fleet(1)
+    lease = f"concurrency/{uuid.uuid4().hex[:8]}/leader"
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request, directory=str(tmp_path / "s")),
+                           names, extra=f"daemon: {{leader: {{backend: store, path: \"{lease}\", ttl: 30s}}}}")
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0  # a version to claim from
+    version = make_store(kind).read(where).version
+    emulator.inject_fault("/access/api/v1/tokens", method="POST", status=403, count=1)
+    daemon = start_daemon(cfg, replica_id="leader")
+    wait_until(lambda: daemon.leading, 30, what="the daemon leading")
+    daemon.run_now(name, reason="fails")
+    wait_until(lambda: daemon.runs_done(name) >= 1 and any(r.path.endswith("/access/api/v1/tokens") and
+                                                            r.status == 403 for r in emulator.requests), 30,
+               what="the rotation refused by JFrog")
+    tally.add(faults=1, checks=1)
+    other = make_store(kind).claim_rotation(where, version, holder="another replica", rotation_id="next", ttl=30)
+    tally.violated([] if other == "another replica" else
+                   [f"the failed rotation's claim still keeps others off for its ttl (held by {other})"])
+    check_config(cfg, emulator, tally, swept=False)
+    ledger.emulator(emulator)
+    ledger.check(tally)
