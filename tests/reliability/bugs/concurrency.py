@@ -37,5 +37,5 @@ BUGS = [
         "A leader's rotation that failed before storing kept its claim on the target for the lease ttl, so a "
         "replica taking over could not rotate that target until the claim ran out.",
         "The daemon's MintGuard gives the claim back when the engine reports the rotation did not store "
-        "(Engine after_rotation).", ""),
+        "(Engine after_rotation).", "034e01a"),
 ]
