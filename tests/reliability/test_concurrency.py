@@ -10,8 +10,15 @@ same targets, daemon replicas handing the lease over, and the daemon and the Lam
   ``/metrics``, no target missed, no double mint.
 * A daemon and the Lambda taking turns on one AWS secret.
 
-Invariants 1-4 (tests/reliability/harness.py) are checked after every case. The unmarked subset
-is seeded and short (a few rounds); ``-m slow`` runs the 50-round races and the daemons.
+Invariants 1-4 (tests/reliability/harness.py) are checked after every case. A race (one round of
+one target) counts as a fault injected, as does each kill, pause, cut and refused call. The
+unmarked subset is short and deterministic (the racers meet at READ, so no seed is needed); the
+slow cases run the 50-round races, the daemons' hand-overs and 20 daemon-and-Lambda rounds.
+
+Regression cases of the bugs this suite found (tests/reliability/bugs/concurrency.py): a failed
+refresh gives its claim back, and so does a leader's failed rotation; a daemon's sweep leaves a
+token in flight alone; the daemon re-reads ``jfrog.access_token_file``; a document stored without
+its metadata is read as the successor.
 """
 
 from __future__ import annotations
@@ -119,7 +126,7 @@ def race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, *, kind
         statuses = refresh_answers(emulator)
         if set(statuses) != {200} or sum(statuses.values()) != rounds * targets:
             problems.append(f"refresh grants answered {dict(statuses)}, not {rounds * targets} x 200")
-    tally.add(rounds=rounds, races=rounds * targets, losers=losers, processes=WORKERS)
+    tally.add(faults=rounds * targets, rounds=rounds, races=rounds * targets, losers=losers, processes=WORKERS)
     tally.violated(problems)
     check_config(cfg, emulator, tally)
     ledger.emulator(emulator)
@@ -471,7 +478,7 @@ def lambda_and_daemon_rounds(rounds, tmp_path, lambdas, moto_server, monkeypatch
             problems.append(f"round {number}: the loser's token {loser} is still live")
         if emulator.mint_count != mints + 2:
             problems.append(f"round {number}: {emulator.mint_count - mints} tokens minted, not 2 (one each)")
-    tally.add(rounds=rounds, races=rounds)
+    tally.add(faults=rounds, rounds=rounds, races=rounds)
     tally.violated(problems)
     check_config(cfg, emulator, tally, swept=False)
     ledger.emulator(emulator)
