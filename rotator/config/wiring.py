@@ -129,7 +129,8 @@ def credential_check(config: Config, client: AccessClient, has_admin: bool) -> t
 
 
 def build_engine(config: Config, *, step_hook: StepHook | None = None, before_mint: BeforeMint | None = None,
-                 fence: Fence | None = None, orphan_grace_floor: int = 0) -> Engine:
+                 fence: Fence | None = None, orphan_grace_floor: int = 0,
+                 after_rotation: Callable[[str, bool], None] | None = None) -> Engine:
     client, has_admin = jfrog_client(config.jfrog, str(config.source))
     source = minting_source(config, client)
     if source is None and config.jfrog.token.file:  # a secret mount replaces the file when the token rotates
@@ -137,4 +138,4 @@ def build_engine(config: Config, *, step_hook: StepHook | None = None, before_mi
     admin = AdminCredential(read=source.token) if source is not None else None
     return Engine(jfrog=client, backends=config.backends, has_admin=has_admin, admin=admin, step_hook=step_hook,
                   persistency_threshold=config.jfrog.persistency_threshold, before_mint=before_mint, fence=fence,
-                  orphan_grace_floor=orphan_grace_floor)
+                  orphan_grace_floor=orphan_grace_floor, after_rotation=after_rotation)

@@ -242,6 +242,21 @@ class MintGuard:
 
     def __init__(self, leadership: Leadership) -> None:
         self.leadership = leadership
+        self._claims: dict[str, tuple[RotationClaims, str, Any]] = {}  # rotation id -> the claim it took
+        self._claims_lock = threading.Lock()
+
+    def settle(self, rotation_id: str, stored: bool) -> None:
+        """The engine's ``after_rotation``: a rotation that claimed and did not store gives the claim
+        back, so the next leader need not wait out its ``ttl`` (the version it claims stays current)."""
+        with self._claims_lock:
+            claim = self._claims.pop(rotation_id, None)
+        if claim is None or stored:
+            return
+        backend, path, version = claim
+        try:
+            backend.release_rotation(path, version, holder=self.leadership.holder)
+        except BackendError as exc:  # it ends by itself after its ttl
+            log.warning("could not give back the rotation claim on %s: %s", path, exc)
 
     def __call__(self, target: Target, current: Current, rotation_id: str) -> str | None:
         try:
@@ -274,6 +289,8 @@ class MintGuard:
             log.info("%s: another replica (%s) claimed this rotation; nothing minted", target.name, who,
                      extra={"target": target.name, "rotation_id": rotation_id, "outcome": "skipped"})
             return f"another replica ({who}) claimed this rotation"
+        with self._claims_lock:
+            self._claims[rotation_id] = (backend, target.path, current.version)
         return None
 
 

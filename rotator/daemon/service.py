@@ -78,7 +78,8 @@ class RotationDaemon:
         self.guard = MintGuard(self.leadership) if self.leadership else None
         self.engine: Engine = build_engine(self.config, step_hook=step_hook, before_mint=self.guard,
                                            fence=self.leadership.confirm if self.leadership else None,
-                                           orphan_grace_floor=ORPHAN_GRACE_FLOOR)
+                                           orphan_grace_floor=ORPHAN_GRACE_FLOOR,
+                                           after_rotation=self.guard.settle if self.guard else None)
         self.metrics.leader.labels(self.replica).set(0 if self.leadership else 1)
         self.listen = listen or self.config.daemon.listen
         self.ops: OpsServer | None = None
@@ -282,7 +283,8 @@ class RotationDaemon:
             new_config = load_config(self.config_path)
             new_engine = build_engine(new_config, step_hook=self.step_hook, before_mint=self.guard,
                                       fence=self.leadership.confirm if self.leadership else None,
-                                      orphan_grace_floor=ORPHAN_GRACE_FLOOR)
+                                      orphan_grace_floor=ORPHAN_GRACE_FLOOR,
+                                      after_rotation=self.guard.settle if self.guard else None)
         except ConfigError as exc:
             log.error("config reload refused, keeping the running config: %s", exc)
             return False

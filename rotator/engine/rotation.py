@@ -76,12 +76,14 @@ class Engine(RotationSteps):
     see :data:`Fence`."""
 
     def __init__(self, *, step_hook: StepHook | None = None, persistency_threshold: int = PERSISTENCY_THRESHOLD,
-                 before_mint: BeforeMint | None = None, fence: Fence | None = None, **steps: Any) -> None:
+                 before_mint: BeforeMint | None = None, fence: Fence | None = None,
+                 after_rotation: Callable[[str, bool], None] | None = None, **steps: Any) -> None:
         super().__init__(**steps)
         self.step_hook = step_hook
         self.persistency_threshold = persistency_threshold
         self.before_mint = before_mint
         self.fence = fence
+        self.after_rotation = after_rotation  # (rotation id, stored): a rotation past before_mint ended
         self._claimed: dict[str, str] = {}  # rotation id -> holder of the refresh claims this engine took
 
     def _fenced(self, target: Target) -> str | None:
@@ -200,6 +202,8 @@ class Engine(RotationSteps):
             holder = self._claimed.pop(rid, None)
             if holder is not None and result.outcome != "rotated":
                 self._release_claim(target, current, rid, holder)
+            if self.after_rotation is not None:  # the before_mint's own claim, given back when not stored
+                self.after_rotation(rid, result.outcome == "rotated")
 
     def _mint_and_store(self, target: Target, current: Current, views: list[outputs.OutputView], policy: Overlap,
                         result: RotationResult, *, recreate: bool = False) -> None:

@@ -10,8 +10,15 @@ same targets, daemon replicas handing the lease over, and the daemon and the Lam
   ``/metrics``, no target missed, no double mint.
 * A daemon and the Lambda taking turns on one AWS secret.
 
-Invariants 1-4 (tests/reliability/harness.py) are checked after every case. The unmarked subset
-is seeded and short (a few rounds); ``-m slow`` runs the 50-round races and the daemons.
+Invariants 1-4 (tests/reliability/harness.py) are checked after every case. A race (one round of
+one target) counts as a fault injected, as does each kill, pause, cut and refused call. The
+unmarked subset is short and deterministic (the racers meet at READ, so no seed is needed); the
+slow cases run the 50-round races, the daemons' hand-overs and 20 daemon-and-Lambda rounds.
+
+Regression cases of the bugs this suite found (tests/reliability/bugs/concurrency.py): a failed
+refresh gives its claim back, and so does a leader's failed rotation; a daemon's sweep leaves a
+token in flight alone; the daemon re-reads ``jfrog.access_token_file``; a document stored without
+its metadata is read as the successor.
 """
 
 from __future__ import annotations
@@ -119,7 +126,7 @@ def race_rounds(tmp_path, request, monkeypatch, emulator, tally, ledger, *, kind
         statuses = refresh_answers(emulator)
         if set(statuses) != {200} or sum(statuses.values()) != rounds * targets:
             problems.append(f"refresh grants answered {dict(statuses)}, not {rounds * targets} x 200")
-    tally.add(rounds=rounds, races=rounds * targets, losers=losers, processes=WORKERS)
+    tally.add(faults=rounds * targets, rounds=rounds, races=rounds * targets, losers=losers, processes=WORKERS)
     tally.violated(problems)
     check_config(cfg, emulator, tally)
     ledger.emulator(emulator)
@@ -266,7 +273,7 @@ def test_the_daemon_mints_with_the_admin_token_file_as_it_is_now(tmp_path, emula
                    f'targets: [{{name: {name}, backend: store, path: "{where}", overlap: 0s, '
                    f'token: {{username: alpha, expiry: 4h}}, schedule: {{every: 2s}}}}]\n')
     daemon = spawn(cfg)
-    wait_until(lambda: stored(cfg, name)[0].generation >= 1, 30, what="the first rotation")
+    wait_until(lambda: generations(cfg, [(name, where)])[name] >= 1, 30, what="the first rotation")
     new_admin = emulator.create_token(emulator.admin_username, scope="applied-permissions/admin", expires_in=0)
     with AccessClient(emulator.url, access_token=new_admin["access_token"]) as admin:
         old_id = admin.get_me(token=emulator.admin_token)["token_id"]
@@ -427,6 +434,7 @@ def lambda_and_daemon_rounds(rounds, tmp_path, lambdas, moto_server, monkeypatch
             release.wait(30)
 
     daemon = start_daemon(cfg, step_hook=hook)
+    wait_until(lambda: daemon.runs_done(target) >= 1, 30, what="the daemon's check at start (not due)")
     problems: list[str] = []
     for number in range(rounds):
         before = lambdas.current(name)
@@ -470,7 +478,7 @@ def lambda_and_daemon_rounds(rounds, tmp_path, lambdas, moto_server, monkeypatch
             problems.append(f"round {number}: the loser's token {loser} is still live")
         if emulator.mint_count != mints + 2:
             problems.append(f"round {number}: {emulator.mint_count - mints} tokens minted, not 2 (one each)")
-    tally.add(rounds=rounds, races=rounds)
+    tally.add(faults=rounds, rounds=rounds, races=rounds)
     tally.violated(problems)
     check_config(cfg, emulator, tally, swept=False)
     ledger.emulator(emulator)
@@ -540,5 +548,35 @@ def test_a_document_stored_without_its_metadata_is_read_as_the_successor(kind, t
     tally.add(checks=2)
     tally.violated(problems)
     check_config(cfg, emulator, tally)
+    ledger.emulator(emulator)
+    ledger.check(tally)
+
+
+@pytest.mark.parametrize("kind", ["file", "vault-kv2"])
+def test_a_leader_whose_rotation_fails_gives_its_claim_back(kind, tmp_path, request, monkeypatch, emulator, cli_env,
+                                                          start_daemon, make_store, tally, ledger):
+    """With ``daemon.leader`` the leader claims each rotation; one that fails before storing (JFrog
+    refuses the mint) gives the claim back, so a replica taking over need not wait out its ttl."""
+    store_env(kind, request, monkeypatch)
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    emulator.create_user("alpha")
+    [(name, where)] = names = fleet(1)
+    lease = f"concurrency/{uuid.uuid4().hex[:8]}/leader"
+    cfg = write_cli_config(tmp_path / "rotator.yaml", emulator, store_block(kind, request, directory=str(tmp_path / "s")),
+                           names, extra=f"daemon: {{leader: {{backend: store, path: \"{lease}\", ttl: 30s}}}}")
+    assert run(["rotate", "-c", str(cfg), "--all"]) == 0  # a version to claim from
+    version = make_store(kind).read(where).version
+    emulator.inject_fault("/access/api/v1/tokens", method="POST", status=403, count=1)
+    daemon = start_daemon(cfg, replica_id="leader")
+    wait_until(lambda: daemon.leading, 30, what="the daemon leading")
+    daemon.run_now(name, reason="fails")
+    wait_until(lambda: daemon.runs_done(name) >= 1 and any(r.path.endswith("/access/api/v1/tokens") and
+                                                            r.status == 403 for r in emulator.requests), 30,
+               what="the rotation refused by JFrog")
+    tally.add(faults=1, checks=1)
+    other = make_store(kind).claim_rotation(where, version, holder="another replica", rotation_id="next", ttl=30)
+    tally.violated([] if other == "another replica" else
+                   [f"the failed rotation's claim still keeps others off for its ttl (held by {other})"])
+    check_config(cfg, emulator, tally, swept=False)
     ledger.emulator(emulator)
     ledger.check(tally)

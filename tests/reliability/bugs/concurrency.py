@@ -33,4 +33,9 @@ BUGS = [
         "READ takes a document whose token carries this target's tag but is not the one its metadata names for "
         "the successor of that record (generation + 1, the previous token retired with the overlap) and repairs "
         "the metadata.", "2988879"),
+    Bug("concurrency",
+        "A leader's rotation that failed before storing kept its claim on the target for the lease ttl, so a "
+        "replica taking over could not rotate that target until the claim ran out.",
+        "The daemon's MintGuard gives the claim back when the engine reports the rotation did not store "
+        "(Engine after_rotation).", "034e01a"),
 ]
