@@ -269,6 +269,23 @@ def test_a_bad_command_line_is_exit_2_naming_the_flag(n, tally, env, emulator, c
     tally.add(examples=seen, checks=seen, faults=seen)
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["daemon", "-c", "{config}", "--shutdown-timeout=-5"], ["--shutdown-timeout must be 0 or more"]),
+    (["emulator", "--port", "99999"], ["--port", "not a TCP port"]),
+    (["emulator", "--port=-1"], ["--port", "not a TCP port"]),
+    (["atc", "ci", "--url", "http://[::1", "--access-token", "x" * 24], ["not a valid URL"]),
+    (["token", "list", "--url", "http://h:99999", "--access-token", "x" * 24], ["Port out of range"]),
+], ids=["shutdown-negative", "emulator-port-high", "emulator-port-negative", "atc-url", "token-list-port"])
+def test_flags_that_cannot_work_are_exit_2(tally, env, emulator, argv, words):
+    """Regression: 'daemon --shutdown-timeout -5' started a daemon; 'emulator --port 99999' and
+    'atc --url http://[::1' ended in 'unexpected error' (exit 1)."""
+    minted = emulator.mint_count
+    assert_refused(env.run(*[a.format(config=env.path) for a in argv]), *words)
+    assert emulator.mint_count == minted
+    env.finish()
+    tally.add(checks=1, faults=1)
+
+
 # -- stored values ----------------------------------------------------------------------------
 def _config_for(kind, request, tmp_path, monkeypatch, emulator, path) -> str:
     from tests.fixtures.plugin import _store_options

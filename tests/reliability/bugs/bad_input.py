@@ -65,4 +65,7 @@ BUGS = [
            "'unexpected error: ValueError' (or InvalidRegionError), exit 1; a port of 99999 failed at the first call.",
         "URLs, the AWS region, the file store's directory and a Vault mount are checked at load (exit 2, naming "
         "the key).", "6545da9"),
+    Bug(S, "Command lines that cannot work ran or crashed: 'daemon --shutdown-timeout -5' started a daemon; "
+           "'emulator --port 99999' and 'atc --url http://[::1' ended in 'unexpected error' (exit 1).",
+        "Each is refused as bad usage (exit 2) naming the flag.", "e42aecf"),
 ]
