@@ -522,6 +522,20 @@ def test_bad_requests_to_the_operations_endpoint_get_a_4xx(tally, ops):
     tally.add(checks=len(OPS_CASES) + 1, faults=len(OPS_CASES) + 1)
 
 
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"reason": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+                                  b'{"reason": "' + b"r" * 60_000 + b'"}', b"\xff\xfe not json"],
+                         ids=["deep-array", "deep-reason", "long-reason", "binary"])
+def test_a_trigger_with_an_odd_body_is_accepted_without_a_reason(tally, ops, openbao, body):
+    """Regression: a trigger body nested past Python's recursion limit answered 500 (and logged a traceback)
+    instead of being taken as no reason."""
+    answer = raw_http(ops.url, _request("POST", "/v1/trigger/alpha", {"X-Vault-Token": openbao.root_token,
+                                                                      "Content-Length": str(len(body))}, body))
+    assert answer.status == 202, answer.body[:300]
+    assert answer.json()["accepted"] is True
+    ops.finish()
+    tally.add(checks=1, faults=1)
+
+
 _methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]),
                      st.from_regex(r"[A-Z]{1,10}", fullmatch=True))
 _segments = st.lists(st.one_of(st.sampled_from(["..", ".", "%2e%2e", "%2E%2E", "", "status", "v1", "trigger", "alpha",

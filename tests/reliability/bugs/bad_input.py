@@ -68,4 +68,6 @@ BUGS = [
     Bug(S, "Command lines that cannot work ran or crashed: 'daemon --shutdown-timeout -5' started a daemon; "
            "'emulator --port 99999' and 'atc --url http://[::1' ended in 'unexpected error' (exit 1).",
         "Each is refused as bad usage (exit 2) naming the flag.", "e42aecf"),
+    Bug(S, "An HTTP trigger whose body is JSON nested past Python's recursion limit answered 500 and logged a "
+           "traceback.", "Such a body is taken as no reason, like any body that is not JSON.", "d29ecb2"),
 ]
