@@ -356,28 +356,42 @@ def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind
     tally.add(checks=3, faults=1)
 
 
-@examples(FEW, MANY)
-def test_any_value_without_a_token_is_refused_and_kept(n, tally, make_store, request, tmp_path, monkeypatch,
-                                                      emulator, capsys, cli_env):
+@pytest.mark.parametrize("kind, n", [pytest.param("file", FEW, id="file-fast"),
+                                     pytest.param("file", MANY, id="file-full", marks=pytest.mark.slow)]
+                         + [pytest.param(k, MANY // 8, id=f"{k}-full", marks=pytest.mark.slow) for k in STORES[1:]])
+def test_any_value_without_a_token_is_refused_and_kept(kind, n, tally, make_store, request, tmp_path, monkeypatch,
+                                                      emulator, capsys, cli_env, ledger):
     monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
     emulator.create_user("ci")
-    store = make_store("file")
+    store = make_store(kind)
+    config = None
     seen = 0
 
     @seeded(n)
     @given(bad.unusable_values())
     def case(value):
-        nonlocal seen
+        nonlocal seen, config
         seen += 1
         path = f"jfrog/ci-{uuid.uuid4().hex[:8]}"
+        if kind.startswith("vault") and not isinstance(_json_or_none(value), dict):
+            value = json.dumps({"blob": value})  # Vault holds JSON objects: one holding the junk
         write_raw(store, path, value)
-        config = _config_for("file", request, tmp_path, monkeypatch, emulator, path)
+        config = _config_for(kind, request, tmp_path, monkeypatch, emulator, path)
         before, minted = snapshot(store, path), emulator.mint_count
-        assert_refused(cli(capsys, "rotate", "-c", config, "--all"), path, "left untouched")
+        assert_refused(cli(capsys, "rotate", "-c", config, "--all", ledger=ledger), path, "left untouched")
         assert snapshot(store, path) == before and emulator.mint_count == minted
 
     case()
+    ledger.emulator(emulator)
+    ledger.check(tally)
     tally.add(examples=seen, checks=seen, faults=seen)
+
+
+def _json_or_none(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 # -- Lambda events ----------------------------------------------------------------------------
