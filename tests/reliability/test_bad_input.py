@@ -147,6 +147,20 @@ def test_a_yaml_alias_bomb_is_refused_within_bounded_memory(tally, env, tmp_path
     tally.add(checks=1, faults=1)
 
 
+def test_a_config_file_that_is_not_a_config_is_refused_in_bounded_memory(tally, env, capsys):
+    """Regression: '-c' naming a binary file ended in 'unexpected error: UnicodeDecodeError' (exit 1), and one
+    naming a huge file (a log, /dev/zero) was read whole into memory."""
+    binary = env.dir / "binary.yaml"
+    binary.write_bytes(b"jfrog: {url: \xff\xfe\x00\x81}\n")
+    huge = env.dir / "huge.yaml"
+    with huge.open("wb") as file:
+        file.truncate(65 << 20)  # sparse: 65 MiB of zeros that take no disk
+    assert_refused(env.run("check-config", "-c", str(binary)), "not UTF-8 text")
+    assert_refused(env.run("rotate", "-c", str(huge), "--all"), "larger than 64 MiB")
+    env.finish()
+    tally.add(checks=2, faults=2)
+
+
 def test_durations_take_ascii_digits_and_at_most_100_years(tally, env, capsys):
     """Regression: '٣d' (an Arabic-Indic three) loaded as 3 days, and 10^23 weeks loaded, then
     overflowed the first date computed from it."""

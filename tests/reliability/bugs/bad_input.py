@@ -70,4 +70,8 @@ BUGS = [
         "Each is refused as bad usage (exit 2) naming the flag.", "e42aecf"),
     Bug(S, "An HTTP trigger whose body is JSON nested past Python's recursion limit answered 500 and logged a "
            "traceback.", "Such a body is taken as no reason, like any body that is not JSON.", "d29ecb2"),
+    Bug(S, "'-c' naming a binary file ended in 'unexpected error: UnicodeDecodeError' (exit 1), and one naming a "
+           "huge file (a log, /dev/zero) was read whole into memory.",
+        "The config file is read bounded (64 MiB) and decoded with a message naming the byte (exit 2).",
+        "c348441"),
 ]
