@@ -470,6 +470,21 @@ def test_lambda_event_fields_are_checked_before_anything_is_read(tally, harness,
     tally.add(checks=1, faults=1)
 
 
+@pytest.mark.parametrize("name, value", [("JFROG_URL", "http://[::1"), ("JFROG_URL", "https://acme.jfrog.io:99999"),
+                                         ("SECRETS_MANAGER_ENDPOINT", "http://[fe80::1")])
+def test_a_lambda_url_that_cannot_be_parsed_is_a_setup_error(tally, harness, name, value):  # noqa: F811
+    """Regression: JFROG_URL or SECRETS_MANAGER_ENDPOINT with an open IPv6 bracket or a port of 99999 was
+    taken, and the step then failed with a bare ValueError from deep inside requests or botocore."""
+    arn, _ = harness.seeded_secret()
+    token = harness.begin(arn)
+    before, minted = _lambda_state(harness, arn), harness.emulator.mint_count
+    harness.monkeypatch.setenv(name, value)
+    with pytest.raises(RotationSetupError, match=f"{name}: .* is not a valid URL"):
+        aws_lambda.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "createSecret"}, None)
+    assert _lambda_state(harness, arn) == before and harness.emulator.mint_count == minted
+    tally.add(checks=1, faults=1)
+
+
 # -- the operations endpoint and the HTTP trigger ----------------------------------------------
 @pytest.fixture
 def ops(daemon_env, tmp_path, start_daemon, openbao, monkeypatch, capsys, ledger, tally):

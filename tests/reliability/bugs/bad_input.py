@@ -74,4 +74,7 @@ BUGS = [
            "huge file (a log, /dev/zero) was read whole into memory.",
         "The config file is read bounded (64 MiB) and decoded with a message naming the byte (exit 2).",
         "c348441"),
+    Bug(S, "The Lambda took a JFROG_URL or SECRETS_MANAGER_ENDPOINT that cannot be parsed (an open IPv6 bracket, a "
+           "port of 99999); its steps then failed with a bare ValueError from inside requests or botocore.",
+        "Both are checked when the settings are read: a setup error naming the variable.", "8a1a7bd"),
 ]
