@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rotator.core.options import ConfigError, Options, parse_duration
+from rotator.core.options import ConfigError, Options, parse_duration, url_problem
 from rotator.core.record import SecretRecord
 from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.token_spec import SpecError, TokenSpec, parse_groups
@@ -255,6 +255,8 @@ class _Env:
             return None
         if not re.match(r"https?://[^/\s]+", value):
             raise RotationSetupError(f"{name} must be an http:// or https:// URL, not {value!r}")
+        if problem := url_problem(value):  # an open IPv6 bracket or a bad port: said here, not at the first call
+            raise RotationSetupError(f"{name}: {problem}")
         return value
 
     def bool(self, name: str, default: bool) -> bool:

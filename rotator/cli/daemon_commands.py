@@ -79,6 +79,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             parse_listen(args.listen)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if not 0 <= args.shutdown_timeout < float("inf"):
+        raise UsageError(f"--shutdown-timeout must be 0 or more seconds, not {args.shutdown_timeout:g}")
     # Built first, so a config error is reported like any other command's, before logging moves.
     if args.replica_id is not None and not re.fullmatch(r"[A-Za-z0-9._:@-]{1,64}", args.replica_id):
         raise UsageError(f"--replica-id: {args.replica_id!r} is not valid: letters, digits and . _ : @ -, at most 64")

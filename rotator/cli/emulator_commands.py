@@ -25,7 +25,7 @@ def register_emulator_commands(commands: Any) -> None:
         "JFROG_EMULATOR_ADMIN_TOKEN) or generated and printed once.",
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    emu.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    emu.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     emu.add_argument("--admin-token", help="use this string as the admin token (visible in 'ps'; "
                      "prefer --admin-token-env)")
     emu.add_argument("--admin-token-env", default="JFROG_EMULATOR_ADMIN_TOKEN",
@@ -74,3 +74,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise UsageError(f"--store vault: {exc}") from None
     return run_demo(DemoOptions(duration=args.duration, as_json=args.json, store=args.store, directory=args.dir))
+
+
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 0 to 65535 (bind() would raise OverflowError: 'unexpected error')."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not a TCP port (0 to 65535)")
+    return port

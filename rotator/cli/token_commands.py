@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rotator.core.options import url_problem
 from rotator.core.token_spec import TokenSpec, parse_expiry
 from rotator.jfrog.client import AccessClient, TokenResponse
 from rotator.jfrog.errors import JFrogConfigError
@@ -25,6 +26,8 @@ def platform_details(flags: ConnectionFlags) -> ServerDetails:
     details = resolve_server(flags)
     if not details.url:
         raise JFrogConfigError(NO_URL)
+    if problem := url_problem(details.url):  # an open IPv6 bracket or a bad port: exit 2, not 'unexpected error'
+        raise JFrogConfigError(f"the JFrog Platform URL {problem}")
     return details
 
 

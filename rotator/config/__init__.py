@@ -120,10 +120,22 @@ def load_config(path: str | Path) -> Config:
     """Read and validate ``path``; :class:`ConfigError` on the first problem found."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        with source.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)  # bounded: '-c /dev/zero' or a log file must not fill memory
     except OSError as exc:
         raise ConfigError(str(source), "", f"cannot read the config file: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(source), "", f"the config file is larger than {MAX_CONFIG_BYTES >> 20} MiB: is it "
+                                           "the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(source), "", f"not UTF-8 text (byte {exc.start}): is it the right file?") from None
     return parse_config(text, source)
+
+
+#: The largest config file read (a JSON config of 10,000 targets is about 2 MiB).
+MAX_CONFIG_BYTES = 64 << 20
 
 
 def parse_config(text: str, source: Path) -> Config:

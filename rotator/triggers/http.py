@@ -112,7 +112,7 @@ def _reason(body: bytes) -> str:
         return "http trigger"
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or '[[[[...' nested past Python's limit
         return "http trigger"
     reason = data.get("reason") if isinstance(data, dict) else None
     return str(reason)[:200] if reason else "http trigger"

@@ -146,7 +146,18 @@ COMMANDS = ("rotate", "status", "sweep", "check-config")
 def bad_argv(draw, config: str) -> tuple[list[str], list[str]]:
     """A command line that must exit 2, and the words of its message."""
     kind = draw(st.sampled_from(["flag", "parallel", "format", "target", "both", "command", "no-config",
-                                 "missing-config"]))
+                                 "missing-config", "shutdown", "port", "url"]))
+    if kind == "shutdown":
+        value = draw(st.one_of(st.floats(max_value=-1e-9).map(repr), st.sampled_from(["inf", "nan", "-0.5", "abc", ""])))
+        return ["daemon", "-c", config, f"--shutdown-timeout={value}"], ["--shutdown-timeout"]
+    if kind == "port":
+        value = draw(st.one_of(st.integers(max_value=-1), st.integers(min_value=65536)).map(str)
+                     | st.text(min_size=1, max_size=6).filter(lambda s: not _int_like(s)))
+        return ["emulator", f"--port={value}"], ["--port"]
+    if kind == "url":
+        url = draw(st.sampled_from(["http://[::1", "https://h:99999", "http://h:abc", "http://[fe80::1"]))
+        command = draw(st.sampled_from([["atc", "ci"], ["token", "create"], ["token", "list"]]))
+        return [*command, "--url", url, "--access-token", "x" * 24], ["not a valid URL"]
     command = draw(st.sampled_from(COMMANDS))
     if kind == "flag":
         flag = "--zz" + draw(st.from_regex(r"[a-z-]{1,10}", fullmatch=True))

@@ -147,6 +147,20 @@ def test_a_yaml_alias_bomb_is_refused_within_bounded_memory(tally, env, tmp_path
     tally.add(checks=1, faults=1)
 
 
+def test_a_config_file_that_is_not_a_config_is_refused_in_bounded_memory(tally, env, capsys):
+    """Regression: '-c' naming a binary file ended in 'unexpected error: UnicodeDecodeError' (exit 1), and one
+    naming a huge file (a log, /dev/zero) was read whole into memory."""
+    binary = env.dir / "binary.yaml"
+    binary.write_bytes(b"jfrog: {url: \xff\xfe\x00\x81}\n")
+    huge = env.dir / "huge.yaml"
+    with huge.open("wb") as file:
+        file.truncate(65 << 20)  # sparse: 65 MiB of zeros that take no disk
+    assert_refused(env.run("check-config", "-c", str(binary)), "not UTF-8 text")
+    assert_refused(env.run("rotate", "-c", str(huge), "--all"), "larger than 64 MiB")
+    env.finish()
+    tally.add(checks=2, faults=2)
+
+
 def test_durations_take_ascii_digits_and_at_most_100_years(tally, env, capsys):
     """Regression: '٣d' (an Arabic-Indic three) loaded as 3 days, and 10^23 weeks loaded, then
     overflowed the first date computed from it."""
@@ -269,6 +283,23 @@ def test_a_bad_command_line_is_exit_2_naming_the_flag(n, tally, env, emulator, c
     tally.add(examples=seen, checks=seen, faults=seen)
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["daemon", "-c", "{config}", "--shutdown-timeout=-5"], ["--shutdown-timeout must be 0 or more"]),
+    (["emulator", "--port", "99999"], ["--port", "not a TCP port"]),
+    (["emulator", "--port=-1"], ["--port", "not a TCP port"]),
+    (["atc", "ci", "--url", "http://[::1", "--access-token", "x" * 24], ["not a valid URL"]),
+    (["token", "list", "--url", "http://h:99999", "--access-token", "x" * 24], ["Port out of range"]),
+], ids=["shutdown-negative", "emulator-port-high", "emulator-port-negative", "atc-url", "token-list-port"])
+def test_flags_that_cannot_work_are_exit_2(tally, env, emulator, argv, words):
+    """Regression: 'daemon --shutdown-timeout -5' started a daemon; 'emulator --port 99999' and
+    'atc --url http://[::1' ended in 'unexpected error' (exit 1)."""
+    minted = emulator.mint_count
+    assert_refused(env.run(*[a.format(config=env.path) for a in argv]), *words)
+    assert emulator.mint_count == minted
+    env.finish()
+    tally.add(checks=1, faults=1)
+
+
 # -- stored values ----------------------------------------------------------------------------
 def _config_for(kind, request, tmp_path, monkeypatch, emulator, path) -> str:
     from tests.fixtures.plugin import _store_options
@@ -339,28 +370,42 @@ def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind
     tally.add(checks=3, faults=1)
 
 
-@examples(FEW, MANY)
-def test_any_value_without_a_token_is_refused_and_kept(n, tally, make_store, request, tmp_path, monkeypatch,
-                                                      emulator, capsys, cli_env):
+@pytest.mark.parametrize("kind, n", [pytest.param("file", FEW, id="file-fast"),
+                                     pytest.param("file", MANY, id="file-full", marks=pytest.mark.slow)]
+                         + [pytest.param(k, MANY // 8, id=f"{k}-full", marks=pytest.mark.slow) for k in STORES[1:]])
+def test_any_value_without_a_token_is_refused_and_kept(kind, n, tally, make_store, request, tmp_path, monkeypatch,
+                                                      emulator, capsys, cli_env, ledger):
     monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
     emulator.create_user("ci")
-    store = make_store("file")
+    store = make_store(kind)
+    config = None
     seen = 0
 
     @seeded(n)
     @given(bad.unusable_values())
     def case(value):
-        nonlocal seen
+        nonlocal seen, config
         seen += 1
         path = f"jfrog/ci-{uuid.uuid4().hex[:8]}"
+        if kind.startswith("vault") and not isinstance(_json_or_none(value), dict):
+            value = json.dumps({"blob": value})  # Vault holds JSON objects: one holding the junk
         write_raw(store, path, value)
-        config = _config_for("file", request, tmp_path, monkeypatch, emulator, path)
+        config = _config_for(kind, request, tmp_path, monkeypatch, emulator, path)
         before, minted = snapshot(store, path), emulator.mint_count
-        assert_refused(cli(capsys, "rotate", "-c", config, "--all"), path, "left untouched")
+        assert_refused(cli(capsys, "rotate", "-c", config, "--all", ledger=ledger), path, "left untouched")
         assert snapshot(store, path) == before and emulator.mint_count == minted
 
     case()
+    ledger.emulator(emulator)
+    ledger.check(tally)
     tally.add(examples=seen, checks=seen, faults=seen)
+
+
+def _json_or_none(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 # -- Lambda events ----------------------------------------------------------------------------
@@ -421,6 +466,21 @@ def test_lambda_event_fields_are_checked_before_anything_is_read(tally, harness,
         aws_lambda.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "createSecret", **event}, None)
     assert all(w in str(refused.value) for w in words), str(refused.value)[:300]
     assert len(str(refused.value)) < 1000
+    assert _lambda_state(harness, arn) == before and harness.emulator.mint_count == minted
+    tally.add(checks=1, faults=1)
+
+
+@pytest.mark.parametrize("name, value", [("JFROG_URL", "http://[::1"), ("JFROG_URL", "https://acme.jfrog.io:99999"),
+                                         ("SECRETS_MANAGER_ENDPOINT", "http://[fe80::1")])
+def test_a_lambda_url_that_cannot_be_parsed_is_a_setup_error(tally, harness, name, value):  # noqa: F811
+    """Regression: JFROG_URL or SECRETS_MANAGER_ENDPOINT with an open IPv6 bracket or a port of 99999 was
+    taken, and the step then failed with a bare ValueError from deep inside requests or botocore."""
+    arn, _ = harness.seeded_secret()
+    token = harness.begin(arn)
+    before, minted = _lambda_state(harness, arn), harness.emulator.mint_count
+    harness.monkeypatch.setenv(name, value)
+    with pytest.raises(RotationSetupError, match=f"{name}: .* is not a valid URL"):
+        aws_lambda.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "createSecret"}, None)
     assert _lambda_state(harness, arn) == before and harness.emulator.mint_count == minted
     tally.add(checks=1, faults=1)
 
@@ -503,6 +563,20 @@ def test_bad_requests_to_the_operations_endpoint_get_a_4xx(tally, ops):
     assert ops.digest() == before and ops.emulator.mint_count == minted
     ops.finish()
     tally.add(checks=len(OPS_CASES) + 1, faults=len(OPS_CASES) + 1)
+
+
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"reason": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+                                  b'{"reason": "' + b"r" * 60_000 + b'"}', b"\xff\xfe not json"],
+                         ids=["deep-array", "deep-reason", "long-reason", "binary"])
+def test_a_trigger_with_an_odd_body_is_accepted_without_a_reason(tally, ops, openbao, body):
+    """Regression: a trigger body nested past Python's recursion limit answered 500 (and logged a traceback)
+    instead of being taken as no reason."""
+    answer = raw_http(ops.url, _request("POST", "/v1/trigger/alpha", {"X-Vault-Token": openbao.root_token,
+                                                                      "Content-Length": str(len(body))}, body))
+    assert answer.status == 202, answer.body[:300]
+    assert answer.json()["accepted"] is True
+    ops.finish()
+    tally.add(checks=1, faults=1)
 
 
 _methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]),

@@ -65,4 +65,16 @@ BUGS = [
            "'unexpected error: ValueError' (or InvalidRegionError), exit 1; a port of 99999 failed at the first call.",
         "URLs, the AWS region, the file store's directory and a Vault mount are checked at load (exit 2, naming "
         "the key).", "6545da9"),
+    Bug(S, "Command lines that cannot work ran or crashed: 'daemon --shutdown-timeout -5' started a daemon; "
+           "'emulator --port 99999' and 'atc --url http://[::1' ended in 'unexpected error' (exit 1).",
+        "Each is refused as bad usage (exit 2) naming the flag.", "e42aecf"),
+    Bug(S, "An HTTP trigger whose body is JSON nested past Python's recursion limit answered 500 and logged a "
+           "traceback.", "Such a body is taken as no reason, like any body that is not JSON.", "d29ecb2"),
+    Bug(S, "'-c' naming a binary file ended in 'unexpected error: UnicodeDecodeError' (exit 1), and one naming a "
+           "huge file (a log, /dev/zero) was read whole into memory.",
+        "The config file is read bounded (64 MiB) and decoded with a message naming the byte (exit 2).",
+        "c348441"),
+    Bug(S, "The Lambda took a JFROG_URL or SECRETS_MANAGER_ENDPOINT that cannot be parsed (an open IPv6 bracket, a "
+           "port of 99999); its steps then failed with a bare ValueError from inside requests or botocore.",
+        "Both are checked when the settings are read: a setup error naming the variable.", "8a1a7bd"),
 ]
