@@ -16,5 +16,5 @@ BUGS = [
                    "response logs: neither registered nor token-shaped.",
         "rotator.core.redact also masks a value under the name auth (not a config key such as backends.x.auth); "
         "values under a secret's name are masked only when they hold a digit, so messages naming jfrog.access_token "
-        "stay readable.", ""),
+        "stay readable.", "24d7c22"),
 ]
