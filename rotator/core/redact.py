@@ -31,12 +31,15 @@ _SECRET_PATTERNS = re.compile(
 
 # Values under a name that always holds a secret, however they are quoted: JSON, JSON inside a
 # JSON string (a Secrets Manager SecretString), a Python dict repr, an HTTP header, botocore's
-# canonical request. botocore logs bodies and headers at DEBUG before anyone could register what
-# they carry (a refresh token read from the store, the AWS session token), and a refresh token is
-# a plain UUID that no shape tells from a token id.
+# canonical request; and a Docker config's ``auth`` (base64 of ``user:token``). botocore logs
+# bodies and headers at DEBUG before anyone could register what they carry (a refresh token read
+# from the store, the AWS session token), and a refresh token is a plain UUID that no shape tells
+# from a token id. A config key (``jfrog.access_token``, ``backends.x.auth``) is not such a name,
+# and a value is masked only if it has a digit, as generated secrets do (not an English word).
 _SECRET_FIELDS = re.compile(
-    r"""(?i)((?:refresh_token|access_token|reference_token|secret_id|client_token|password|x-amz-security-token)"""
-    r"""\\*['"]?\s*[:=]\s*(?:b?\\*['"])?)([^'"\\\s,}]{8,})""")
+    r"""(?i)((?<![\w.-])(?:refresh_token|access_token|reference_token|secret_id|client_token|password"""
+    r"""|x-amz-security-token|auth)\\*['"]?\s*[:=]\s*(?:b?\\*['"])?)"""
+    r"""((?=[^'"\\\s,{}:\[]*\d)[^'"\\\s,{}:\[]{8,})""")
 
 _MIN_SECRET_LEN = 8
 _MAX_REGISTERED = 50_000

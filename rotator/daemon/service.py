@@ -44,6 +44,9 @@ from rotator.triggers.reconcile import VaultReconciler
 from rotator.triggers.vault_events import EventListener, start_listeners
 
 log = logging.getLogger("rotator.daemon")  # one logger name for the daemon (it is in every log line)
+#: Network stores read at once at start: a store's connection pool holds 10 (requests' and
+#: botocore's default); more threads make urllib3 throw connections away, warning each time.
+START_READS = 10
 
 #: The least ``orphan_grace`` the daemon sweeps with (docs/daemon.md): it sweeps while its own jobs,
 #: other replicas or the CLI may hold a token between MINT and STORE, which a shorter grace (``0s``)
@@ -337,7 +340,7 @@ class RotationDaemon:
         remote = [t for t in targets if not isinstance(self.config.backends[t.backend], LocalStore)]
         statuses = {t.name: target_status(self.config, t, now) for t in targets if t not in remote}
         if remote:  # network stores: read them in parallel
-            with FuturesPool(max_workers=min(16, len(remote))) as pool:
+            with FuturesPool(max_workers=min(START_READS, len(remote))) as pool:
                 read = pool.map(lambda t: target_status(self.config, t, now), remote)
                 statuses.update(zip((t.name for t in remote), read))
         for target in targets:

@@ -91,7 +91,8 @@ class Fleet:
 
 
 def make_fleet(tmp: Path, emulator, openbao, moto_server, *, count: int, every: int, ratio: float, seed: int,
-               env: dict[str, str], sweep_interval: int = 3) -> Fleet:
+               env: dict[str, str], sweep_interval: int = 3, stores: tuple[str, ...] = STORES,
+               max_workers: int = 8) -> Fleet:
     host, port = openbao.addr.rsplit("//", 1)[1].rsplit(":", 1)
     vault = TcpProxy(host, int(port), fail_ratio=ratio, seed=seed + 1).start()
     aws = TcpProxy("127.0.0.1", int(moto_server.url.rsplit(":", 1)[1]), fail_ratio=ratio, seed=seed + 2).start()
@@ -99,7 +100,7 @@ def make_fleet(tmp: Path, emulator, openbao, moto_server, *, count: int, every: 
     emulator.create_user("ci", groups=("deployers",))
     names, targets = [], []
     for i in range(count):
-        store = STORES[i % 3]
+        store = stores[i % len(stores)]
         name = f"{store}-{i:04d}"
         names.append(name)
         targets.append({"name": name, "backend": store, "path": f"{prefix}/{name}", "overlap": "1s",
@@ -109,7 +110,7 @@ def make_fleet(tmp: Path, emulator, openbao, moto_server, *, count: int, every: 
     fleet.config.write_text(json.dumps({
         "jfrog": {"url": emulator.url, "access_token_env": "JFROG_ADMIN_TOKEN"},
         "daemon": {"listen": f"127.0.0.1:{fleet.port}", "sweep_interval": f"{sweep_interval}s",
-                   "max_workers": 8},
+                   "max_workers": max_workers},
         "backends": {
             "file": {"type": "file", "directory": str(tmp / "secrets")},
             "vault": {"type": "vault", "url": vault.url, "auth": {"method": "token", "token_env": "VAULT_TOKEN"}},

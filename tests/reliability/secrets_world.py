@@ -9,6 +9,7 @@ token or a Vault token in a text.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import logging
 import os
@@ -44,7 +45,9 @@ def token_shaped(text: str) -> int:
 
 
 def check_all(ledger: Ledger, tally) -> None:
-    """Invariant 4 by value (:meth:`Ledger.check`) and by shape (every text, no token-shaped string)."""
+    """Invariant 4 by value (:meth:`Ledger.check`), with each token also as a Docker config's
+    ``auth`` (base64 of ``ci:<token>``), and by shape (every text, no token-shaped string)."""
+    ledger.secret(*(base64.b64encode(f"ci:{value}".encode()).decode() for value in list(ledger.secrets)))
     ledger.check(tally)
     shaped = [f"{n} token-shaped string(s) in {where}" for where, text in ledger.texts if (n := token_shaped(text))]
     tally.add(checks=1)
@@ -133,6 +136,8 @@ def write_world_config(world: World, path: Path, role_id: str, *, jfrog_extra: s
               strategy: refresh, token: {token}}}
           - {{name: vtoken-ci, backend: vtoken, path: {p}/vtoken-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
           - {{name: aws-ci, backend: aws, path: {p}/aws-ci, overlap: 0s, orphan_grace: 0s, token: {token}}}
+          - {{name: aws-docker, backend: aws, path: {p}/aws-docker, overlap: 0s, orphan_grace: 0s,
+              format: dockerconfigjson, token: {{username: ci, expiry: 7d}}}}
         """))
     return path
 

@@ -63,13 +63,14 @@ def world(tmp_path, emulator, openbao, moto_server, ledger, monkeypatch, cli_env
 
 def test_debug_processes_succeeding_and_failing_leak_nothing(world, emulator, ledger, tally):
     """Real ``jfrog-rotator --debug`` processes: rotate, status (text, JSON), sweep, check-config
-    --online, and rotations failing at the mint, at the Vault login and at JFrog's answer."""
+    --online, and rotations failing at the mint and at the Vault login (JFrog echoing a token in an
+    error is in the in-process case below)."""
     world.cli("rotate", "--all", where="rotate first")
     world.cli("rotate", "--all", where="rotate again")  # refresh strategy: a refresh token used
     world.cli("status", where="status text")
     status = world.cli("status", "--format", "json", where="status json")
     assert {s["name"] if "name" in s else s["target"] for s in json.loads(status.stdout)} == {
-        "file-ci", "approle-ci", "vtoken-ci", "aws-ci"}
+        "file-ci", "approle-ci", "vtoken-ci", "aws-ci", "aws-docker"}
     world.cli("sweep", "--all", where="sweep")
     world.cli("check-config", "--online", where="check-config --online")
     emulator.inject_fault(TOKENS, method="POST", status=403, count=20)
@@ -79,13 +80,9 @@ def test_debug_processes_succeeding_and_failing_leak_nothing(world, emulator, le
     bad = world.cli("rotate", "approle-ci", expect=1, env={"VAULT_SECRET_ID": "not-the-secret-id-0"},
                     where="rotate, AppRole login refused")
     assert "login" in bad.stderr
-    emulator.inject_fault(TOKENS, method="POST", status=400, count=5,
-                          body=json.dumps({"errors": [{"message": f"echo {emulator.admin_token}"}]}))
-    world.cli("rotate", "file-ci", expect=1, where="rotate, JFrog echoes the admin token")
-    emulator.clear_faults()
     check_config(world.config, emulator, tally)
     ledger.emulator(emulator)
-    tally.add(processes=9, faults=3)
+    tally.add(processes=8, faults=2)
     check_all(ledger, tally)
 
 
@@ -201,14 +198,14 @@ def test_the_daemon_endpoints_and_logs_leak_nothing(world, emulator, ledger, tal
                                          bodies["metrics"], re.M):
             outcomes.setdefault(result, set()).add(target)
         # The failed target is retried after 15 s of back-off: not waited for.
-        return len(outcomes.get("failed", ())) == 1 and len(outcomes.get("rotated", ())) == 3
+        return len(outcomes.get("failed", ())) == 1 and len(outcomes.get("rotated", ())) == 4
 
-    wait_until(all_done, 30, what="three targets rotated, one failed")
+    wait_until(all_done, 30, what="four targets rotated, one failed")
     for path in ("status", "metrics", "healthz", "readyz"):
         answer = requests.get(f"{url}/{path}", timeout=5)
         bodies[path] = answer.text
         ledger.text(f"daemon /{path}", answer.text)
-    assert len(json.loads(bodies["status"])) == 4
+    assert len(json.loads(bodies["status"])) == 5
     daemon.stop()
     check_config(config, emulator, tally, swept=False, targets=outcomes["rotated"])
     ledger.emulator(emulator)
@@ -450,9 +447,9 @@ def test_a_real_daemon_process_with_debug_leaks_nothing(world, emulator, ledger,
                 return False
             rotated = re.findall(r'^jfrog_rotator_rotations_total\{result="rotated",target="[\w-]+"\} [1-9]', metrics, re.M)
             failed = re.findall(r'^jfrog_rotator_rotations_total\{result="failed",target="[\w-]+"\} [1-9]', metrics, re.M)
-            return len(rotated) == 3 and len(failed) == 1
+            return len(rotated) == 4 and len(failed) == 1
 
-        wait_until(counted, 60, what="three targets rotated and one failed by the daemon process")
+        wait_until(counted, 60, what="four targets rotated and one failed by the daemon process")
         for path in ("status", "metrics", "healthz", "readyz"):
             ledger.text(f"daemon process /{path}", requests.get(f"{url}/{path}", timeout=5).text)
     finally:

@@ -12,4 +12,9 @@ BUGS = [
                    "every config load (each daemon reload), for JFrog and for each Vault store.",
         "The warnings name jfrog.tls_verify / backends.<store>.tls_verify (or --insecure-tls) and are logged once "
         "per process and setting (rotator.core.http_env.warn_verify_off).", "4a38189"),
+    Bug("secrets", "A dockerconfigjson value's auth field (base64 of user:token) appeared in botocore's DEBUG "
+                   "response logs: neither registered nor token-shaped.",
+        "rotator.core.redact also masks a value under the name auth (not a config key such as backends.x.auth); "
+        "values under a secret's name are masked only when they hold a digit, so messages naming jfrog.access_token "
+        "stay readable.", "24d7c22"),
 ]
