@@ -239,4 +239,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"{r.target}: revoked {len(r.retired_revoked)} retired, {len(r.orphans_revoked)} orphan(s)"
                   + (f", synced {', '.join(synced)}" if synced else "")
                   + "".join(f"\n  error: {e}" for e in r.errors))
-    return EXIT_REMOTE if any(r.errors for r in results) else EXIT_OK
+    failed = [r for r in results if r.errors]
+    if failed and all(r.bad_input for r in failed):
+        return EXIT_USAGE  # only stored values that are not usable (bad input, left untouched)
+    return EXIT_REMOTE if failed else EXIT_OK

@@ -119,6 +119,7 @@ class SweepResult:
     errors: list[str] = field(default_factory=list)
     repaired: str | None = None
     outputs: list[OutputResult] = field(default_factory=list)  # fan-out targets: what the sync did
+    bad_input: bool = False  # stopped because the stored value is unusable (left untouched): exit 2
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "retired_revoked": self.retired_revoked,

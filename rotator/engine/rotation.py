@@ -430,6 +430,7 @@ class Engine(RotationSteps):
             current = self.read(target)
         except RotationError as exc:
             result.errors.append(str(exc))
+            result.bad_input = exc.bad_input
             return result
         result.repaired = current.repaired
         keep: set[str] | None = set()

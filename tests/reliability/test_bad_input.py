@@ -347,8 +347,8 @@ def _stored_value(what: str, kind: str, emulator) -> str:
 @pytest.mark.parametrize("what", sorted(STORED))
 def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind, make_store, request, tmp_path,
                                                                monkeypatch, emulator, capsys, cli_env, ledger, what):
-    """Regression: a stored value that is not a usable record made ``rotate`` exit 1 (a remote
-    failure) instead of 2 (bad input); ``status`` called another target's record 'ok'."""
+    """Regression: a stored value that is not a usable record made ``rotate`` and ``sweep`` exit 1 (a
+    remote failure) instead of 2 (bad input); ``status`` called another target's record 'ok'."""
     monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
     emulator.create_user("ci")
     store = make_store(store_kind)
@@ -359,6 +359,7 @@ def test_an_unusable_stored_value_is_exit_2_and_left_untouched(tally, store_kind
     words = STORED[what][1] if not (store_kind.startswith("vault") and what != "other-target"
                                    and what != "dead-token") else ["left untouched"]
     assert_refused(cli(capsys, "rotate", "-c", config, "--all", ledger=ledger), path, *words)
+    assert_refused(cli(capsys, "sweep", "-c", config, "ci", ledger=ledger), path, *words)
     status = cli(capsys, "status", "-c", config, "--format", "json", ledger=ledger)
     assert "Traceback" not in status.text
     assert json.loads(status.out)[0]["state"] != "ok", status.out

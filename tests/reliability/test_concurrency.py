@@ -216,7 +216,7 @@ def sweep_lists(emulator) -> int:
                and r.query.get("description", [""])[0] == f"{TAG_PREFIX}:*")
 
 
-@pytest.mark.parametrize("kind", ["file", "vault-kv2"])
+@pytest.mark.parametrize("kind", ["file", pytest.param("vault-kv2", marks=pytest.mark.slow)])
 def test_a_daemon_sweep_with_orphan_grace_0s_leaves_a_token_in_flight_alone(kind, tmp_path, request, monkeypatch,
                                                                            emulator, cli_env, spawn, tally,  # noqa: F811
                                                                            ledger):
@@ -271,7 +271,7 @@ def test_the_daemon_mints_with_the_admin_token_file_as_it_is_now(tmp_path, emula
     cfg.write_text(f'jfrog: {{url: "{emulator.url}", access_token_file: "{token_file}"}}\n'
                    f'backends: {{store: {{type: file, directory: "{tmp_path / "secrets"}"}}}}\n'
                    f'targets: [{{name: {name}, backend: store, path: "{where}", overlap: 0s, '
-                   f'token: {{username: alpha, expiry: 4h}}, schedule: {{every: 2s}}}}]\n')
+                   f'token: {{username: alpha, expiry: 4h}}, schedule: {{every: 1s}}}}]\n')
     daemon = spawn(cfg)
     wait_until(lambda: generations(cfg, [(name, where)])[name] >= 1, 30, what="the first rotation")
     new_admin = emulator.create_token(emulator.admin_username, scope="applied-permissions/admin", expires_in=0)

@@ -77,4 +77,6 @@ BUGS = [
     Bug(S, "The Lambda took a JFROG_URL or SECRETS_MANAGER_ENDPOINT that cannot be parsed (an open IPv6 bracket, a "
            "port of 99999); its steps then failed with a bare ValueError from inside requests or botocore.",
         "Both are checked when the settings are read: a setup error naming the variable.", "8a1a7bd"),
+    Bug(S, "'sweep' of a target whose stored value is not usable exited 1 (a remote failure), not 2 (bad input).",
+        "sweep exits 2 when every failure is an unusable stored value, like rotate.", "320a253"),
 ]
