@@ -349,9 +349,15 @@ class RotationDaemon:
             self._schedule(target, next_run(target, status, now, self.rng))
 
     def _schedule(self, target: Target, when: datetime) -> None:
+        """Plan the target's next job at ``when``, unless one is planned sooner already: a run asked
+        for now (:meth:`run_now`, a Vault flag seen as this replica took the lead) is never pushed
+        back by the planning that follows; a job that comes early rotates only when due."""
         with self._role_lock:
             if not self.leading or self._stopping.is_set():
                 return  # a standby plans nothing; the leader has the target
+            planned = self.scheduler.get_job(target_job_id(target.name))
+            if planned is not None and planned.next_run_time is not None and planned.next_run_time <= when:
+                return
             self.scheduler.add_job(self._job, DateTrigger(run_date=when), args=[target.name],
                                    id=target_job_id(target.name), name=f"rotate {target.name}",
                                    replace_existing=True)
