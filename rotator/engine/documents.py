@@ -14,10 +14,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rotator.core.record import RecordError, SecretRecord, parse_time, retired_from_metadata, split_ids, utc_iso
+from rotator.core.record import (
+    MANAGED_BY,
+    RecordError,
+    RetiredToken,
+    SecretRecord,
+    parse_time,
+    retired_from_metadata,
+    split_ids,
+    utc_iso,
+)
 from rotator.core.shapes import ConsumerValues, Found, registry_hosts, render, render_like
 from rotator.core.target import Target
 from rotator.jfrog.jwt import InvalidTokenFormat, decode_claims
@@ -109,6 +119,28 @@ def adopted_record(found: Found, me: Mapping[str, Any], *, target: str, url: str
         target=target,
         generation=0,
     )
+
+
+def with_previous_bookkeeping(record: SecretRecord, metadata: Mapping[str, str], *, target: str,
+                              overlap: int) -> SecretRecord:
+    """An adopted record, plus the bookkeeping of the metadata beside it when that metadata is ours
+    for this target but names another token: the document was written and the metadata write after
+    it failed (or the value was replaced by hand). The metadata's token and its retired list stay
+    listed as retired, the former until ``overlap`` after the new token was issued, so neither is
+    taken for an orphan and revoked early, nor forgotten."""
+    previous = metadata.get("token_id") or ""
+    if metadata.get("managed_by") != MANAGED_BY or metadata.get("target") != target or not previous \
+            or previous == record.token_id:
+        return record
+    try:
+        expires_text = metadata.get("expires_at")
+        expires = parse_time(expires_text, "expires_at") if expires_text and expires_text != "never" else None
+    except RecordError:
+        expires = None
+    issued = record.issued_at if record.issued_at > _epoch() else datetime.now(timezone.utc)
+    retired = {r.token_id: r for r in retired_from_metadata(metadata) if r.token_id != record.token_id}
+    retired.setdefault(previous, RetiredToken(previous, issued + timedelta(seconds=overlap), expires))
+    return replace(record, retired=tuple(retired.values()))
 
 
 def _claims(token: str) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from rotator.engine.documents import (
     keeps_record,
     record_from_metadata,
     token_in_template_output,
+    with_previous_bookkeeping,
 )
 from rotator.engine.results import RotationError, RotationStep
 from rotator.jfrog.client import AccessClient
@@ -82,8 +83,9 @@ def _read_document(target: Target, backend: SecretBackend, stored: StoredValue, 
     except JFrogError as exc:
         raise RotationError(target.name, RotationStep.READ,
                             f"{where} holds {found.describe()}; checking its token failed: {exc}") from None
-    return Current(backend, stored, adopted_record(found, me, target=target.name, url=jfrog.url),
-                   found=found, adopted=True)
+    adopted = adopted_record(found, me, target=target.name, url=jfrog.url)
+    adopted = with_previous_bookkeeping(adopted, metadata, target=target.name, overlap=target.overlap)
+    return Current(backend, stored, adopted, found=found, adopted=True)
 
 
 def check_document_store(target: Target, current: Current) -> None:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rotator.cli import run
-from rotator.core.record import SecretRecord
+from rotator.config import load_config
+from rotator.core.record import RecordError, SecretRecord
+from rotator.jfrog.jwt import decode_claims
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.tcp_proxy import Request, TcpProxy
 
@@ -104,8 +106,18 @@ class Rig:
         the JFrog calls and the process (loopback): from the config, not a measured figure."""
         return (calls + 2) * TIMEOUT * self.attempts + 3
 
-    def record(self, store) -> SecretRecord:
-        return SecretRecord.loads(store.read(self.path).text)
+    def stored_token_id(self, emulator=None) -> str:
+        """The id of the token the store holds (our record's ``token_id``, or the ``jti`` of a bare
+        token), read through the config (call it with no fault armed)."""
+        config = load_config(self.config)
+        try:
+            text = config.backends["store"].read(self.path).text or ""
+        finally:
+            config.close()
+        try:
+            return SecretRecord.loads(text).token_id
+        except RecordError:
+            return str(decode_claims(text.strip()).raw["jti"])
 
 
 def store_block(kind: str, url: str, *, leader: bool = False) -> str:
@@ -121,16 +133,18 @@ def store_block(kind: str, url: str, *, leader: bool = False) -> str:
     return store + ("\n  lease: {type: file, directory: ./lease}" if leader else "")
 
 
-def write_config(directory: Path, kind: str, url: str, emulator_url: str, *, daemon: bool = False) -> tuple[Path, str]:
+def write_config(directory: Path, kind: str, url: str, emulator_url: str, *, daemon: bool = False,
+                 fmt: str = "record", overlap: str = "0s") -> tuple[Path, str]:
     """A config with one target ``ci`` at a fresh path; with ``daemon``, a leader lease (so each
-    rotation claims the target in its store first, docs/architecture.md invariant 6)."""
+    rotation claims the target in its store first, docs/architecture.md invariant 6); ``fmt``:
+    the target's ``format`` (another than ``record`` keeps the bookkeeping in the metadata only)."""
     path = f"jfrog/ci-{uuid.uuid4().hex[:8]}"
     text = textwrap.dedent(f"""\
         jfrog: {{url: "{emulator_url}", access_token_env: JFROG_ADMIN_TOKEN}}
         backends:
           {store_block(kind, url, leader=daemon)}
         targets:
-          - {{name: ci, backend: store, path: "{path}", overlap: 0s, orphan_grace: 0s,
+          - {{name: ci, backend: store, path: "{path}", overlap: {overlap}, orphan_grace: 0s, format: {fmt},
               token: {{username: ci, expiry: 7d}}, schedule: {{every: 1h}}}}
         """)
     if daemon:

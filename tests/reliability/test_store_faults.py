@@ -15,6 +15,7 @@ timeouts allow (:meth:`Rig.bound`). The unmarked subset is a seeded sample of th
 from __future__ import annotations
 
 import random
+import sys
 import time
 
 import pytest
@@ -67,7 +68,7 @@ def make_rig(request, store_env, tmp_path, bao, capsys, monkeypatch):
     """``make_rig(kind, daemon=False)``: a target on ``kind`` through a fresh proxy, with a first token."""
     proxies: list[TcpProxy] = []
 
-    def make(kind: str, *, daemon: bool = False) -> Rig:
+    def make(kind: str, *, daemon: bool = False, **options) -> Rig:
         if kind == "aws":
             moto = request.getfixturevalue("moto_server")
             aws_env(monkeypatch)
@@ -76,7 +77,7 @@ def make_rig(request, store_env, tmp_path, bao, capsys, monkeypatch):
             upstream = bao.port
         proxy = TcpProxy("127.0.0.1", upstream).start()
         proxies.append(proxy)
-        config, path = write_config(tmp_path, kind, proxy.url, store_env.url, daemon=daemon)
+        config, path = write_config(tmp_path, kind, proxy.url, store_env.url, daemon=daemon, **options)
         rig = Rig(kind, proxy, config, path, capsys)
         code, text = rig.rotate()
         assert code == 0 and "rotated" in text, text
@@ -107,6 +108,9 @@ def fault_then_converge(rig: Rig, emulator, tally, ledger, *, nth: int, kind: st
     tally.add(faults=fired)
     assert fired >= 1, f"call {nth} ({calls[nth - 1]}) was never reached: {text}"
     check_config(rig.config, emulator, tally, swept=False)
+    tally.add(**{"failed_runs" if code else "absorbed_runs": 1})
+    print(file=sys.__stderr__, *[f"{rig.kind} call {nth} {calls[nth - 1]} {kind} landed={land}: exit {code}: "
+          f"{' | '.join(line for line in text.splitlines() if 'rror' in line or 'failed' in line)[:300]}"])
     if code != 0:
         assert names_the_call(rig, text), f"call {nth} ({calls[nth - 1]}, {kind}, landed={land}): {text}"
     assert took <= rig.bound(len(calls)), f"call {nth} ({kind}): {took:.1f}s > {rig.bound(len(calls))}s"
@@ -164,5 +168,39 @@ def test_a_seeded_sample_of_store_faults(make_rig, store_env, tally, ledger, bao
         fault_then_converge(rig, store_env, tally, ledger, nth=min(nth, len(calls)), kind=kind, land=land,
                             calls=calls)
     tally.add(cases=len(sample()) - 1)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
+
+
+# -- the bookkeeping of a document lives in the metadata: its write fails after the value landed ------
+METADATA_WRITE = {"vault-kv2": {"method": "PATCH", "path": "/v1/secret/metadata/"}, "aws": {"op": "TagResource"}}
+
+
+@pytest.mark.parametrize("store", sorted(METADATA_WRITE))
+def test_a_document_whose_metadata_write_failed_keeps_its_previous_token_listed(make_rig, store, store_env, tally,
+                                                                              ledger, bao):
+    """format: token keeps the retired list in the metadata only (docs/architecture.md, "The retired
+    list in metadata"): when the rotation's metadata write fails after the value landed, the
+    previous token must stay known (retired, revoked after its overlap), never swept as an orphan."""
+    rig = make_rig(store, fmt="token", overlap="1h")
+    previous = rig.stored_token_id(store_env)
+    rig.proxy.fault("drop", count=rig.attempts, **METADATA_WRITE[store])
+    code, text = rig.rotate()
+    tally.add(faults=rig.proxy.clear_faults())
+    assert code == 0 and "rotated" in text, text
+    current = rig.stored_token_id(store_env)
+    assert current != previous
+    check_config(rig.config, store_env, tally, swept=False)
+    code, text = rig.sweep()
+    assert code == 0, text
+    assert store_env.is_token_active(previous), "the previous token was revoked before its overlap ended"
+    check_config(rig.config, store_env, tally, swept=True)  # and it is still listed: not an orphan
+    code, text = rig.rotate()  # the next rotation writes the whole bookkeeping again
+    assert code == 0 and "rotated" in text, text
+    assert rig.sweep()[0] == 0 and store_env.is_token_active(previous)
+    check_config(rig.config, store_env, tally, swept=True)
+    for out in rig.outputs:
+        ledger.text("cli output", out)
+    ledger.emulator(store_env)
     ledger.secret(bao.root_token)
     ledger.check(tally)
