@@ -9,5 +9,6 @@ BUGS = [
         "token as an orphan before its overlap ended.",
         "READ keeps the bookkeeping of the metadata beside an adopted value when that metadata is ours for the "
         "target: its token stays retired until the overlap after the new token was issued "
-        "(rotator.engine.documents.with_previous_bookkeeping)."),
+        "(rotator.engine.documents.with_previous_bookkeeping).",
+        "681c61b"),
 ]
