@@ -67,6 +67,7 @@ class Rig:
     config: Path
     path: str
     capsys: object
+    truth: Path  # the same config straight to the server (no proxy): what a test reads to check
     outputs: list[str] = field(default_factory=list)
 
     @property
@@ -108,8 +109,8 @@ class Rig:
 
     def stored_token_id(self, emulator=None) -> str:
         """The id of the token the store holds (our record's ``token_id``, or the ``jti`` of a bare
-        token), read through the config (call it with no fault armed)."""
-        config = load_config(self.config)
+        token), read straight from the server."""
+        config = load_config(self.truth)
         try:
             text = config.backends["store"].read(self.path).text or ""
         finally:
@@ -130,25 +131,25 @@ def store_block(kind: str, url: str, *, leader: bool = False) -> str:
         mount, version = ("secret", 2) if kind == "vault-kv2" else ("kv1", 1)
         store = (f"store: {{type: vault, url: '{url}', mount: {mount}, kv_version: {version}, timeout: {TIMEOUT}s, "
                  f"reconcile_interval: 1h, auth: {{method: token, token_env: {TOKEN_ENV}}}}}")
-    return store + ("\n  lease: {type: file, directory: ./lease}" if leader else "")
+    return store + (", lease: {type: file, directory: ./lease}" if leader else "")
 
 
 def write_config(directory: Path, kind: str, url: str, emulator_url: str, *, daemon: bool = False,
-                 fmt: str = "record", overlap: str = "0s") -> tuple[Path, str]:
+                 fmt: str = "record", overlap: str = "0s", path: str | None = None,
+                 name: str = "") -> tuple[Path, str]:
     """A config with one target ``ci`` at a fresh path; with ``daemon``, a leader lease (so each
     rotation claims the target in its store first, docs/architecture.md invariant 6); ``fmt``:
     the target's ``format`` (another than ``record`` keeps the bookkeeping in the metadata only)."""
-    path = f"jfrog/ci-{uuid.uuid4().hex[:8]}"
+    path = path or f"jfrog/ci-{uuid.uuid4().hex[:8]}"
     text = textwrap.dedent(f"""\
         jfrog: {{url: "{emulator_url}", access_token_env: JFROG_ADMIN_TOKEN}}
-        backends:
-          {store_block(kind, url, leader=daemon)}
+        backends: {{{store_block(kind, url, leader=daemon)}}}
         targets:
           - {{name: ci, backend: store, path: "{path}", overlap: {overlap}, orphan_grace: 0s, format: {fmt},
               token: {{username: ci, expiry: 7d}}, schedule: {{every: 1h}}}}
         """)
     if daemon:
         text += "daemon: {sweep_interval: 1h, leader: {backend: lease, path: leader, ttl: 30s}}\n"
-    config = directory / f"rotator-{kind}{'-daemon' if daemon else ''}.yaml"
+    config = directory / f"rotator-{kind}{'-daemon' if daemon else ''}{name}.yaml"
     config.write_text(text)
     return config, path
