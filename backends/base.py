@@ -304,6 +304,17 @@ class RotationClaims(Protocol):
         less than ``ttl`` seconds ago. :class:`Unsupported` when the store cannot hold claims."""
 
 
+@runtime_checkable
+class ClaimRelease(Protocol):
+    """A :class:`RotationClaims` store whose claims can be given back: a rotation that failed after
+    it claimed the target (nothing stored) frees it for another replica at once, instead of after
+    the claim's TTL (docs/architecture.md, invariant 6)."""
+
+    def release_claim(self, path: str, version: Version, *, holder: str) -> None:
+        """Give back ``holder``'s claim on ``path`` from ``version``; nothing when it is not (any
+        more) the latest claim, or another's."""
+
+
 def live_claim_holder(claim: Mapping[str, Any], version: Version, holder: str, ttl: float, now: float) -> str | None:
     """Who else holds a claim the stores keep as ``{"version", "holder", "at"}``: the holder's name
     when it claims ``version`` too, is not ``holder`` and was made less than ``ttl`` seconds ago

@@ -215,6 +215,15 @@ class FileBackend:
                                                   "rotation_id": rotation_id, "at": f"{now:.3f}"}))
         return holder
 
+    def release_claim(self, path: str, version: Version, *, holder: str) -> None:
+        file = self._file(path)
+        claim_file = file.with_name(file.name + ".claim")
+        with self._lock(file):
+            text = self._read_text(claim_file)
+            found = inline_metadata.decode(text) if text is not None else {}
+            if isinstance(found, dict) and found.get("holder") == holder and str(found.get("version")) == str(version):
+                self._replace(claim_file, json.dumps({"version": str(version), "holder": "", "released_by": holder}))
+
     # -- files ----------------------------------------------------------------------------
     def _file(self, path: str) -> Path:
         relative = Path(path if path.endswith(".json") else f"{path}.json")

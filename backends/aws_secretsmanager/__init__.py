@@ -300,6 +300,9 @@ class SecretsManagerBackend:
     def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
         return self._coordination.claim_rotation(path, version, holder=holder, rotation_id=rotation_id, ttl=ttl)
 
+    def release_claim(self, path: str, version: Version, *, holder: str) -> None:
+        self._coordination.release_claim(path, version, holder=holder)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _api(self, operation: str, path: str, *, write: bool = False, secret: str | None = None,
              **params: Any) -> Any:

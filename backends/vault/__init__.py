@@ -279,6 +279,9 @@ class VaultBackend:
         return self._kv2_coordination("a rotation claim").claim_rotation(
             clean_path(path), version, holder=holder, rotation_id=rotation_id, ttl=ttl)
 
+    def release_claim(self, path: str, version: Version, *, holder: str) -> None:
+        self._kv2_coordination("a rotation claim").release_claim(clean_path(path), version, holder=holder)
+
     def _kv2_coordination(self, what: str) -> VaultCoordination:
         if self.kv_version != 2:
             raise Unsupported(f"mount {self.mount}/ is KV v{self.kv_version}, which has no check-and-set: "

@@ -80,6 +80,20 @@ class VaultCoordination:
             return str(_object(self.kv2.read_secret_version(key).text).get("holder") or "another replica")
         return holder
 
+    def release_claim(self, path: str, version: Version, *, holder: str) -> None:
+        """Read the claim (one GET); when it is still ours from ``version``, free it with ``cas`` (one POST)."""
+        key = self.claim_key(path)
+        stored = self.kv2.read_secret_version(key)
+        found = _object(stored.text)
+        if found.get("holder") != holder or str(found.get("version")) != str(version):
+            return
+        try:
+            self.kv2.create_or_update_secret(key, {"version": str(version), "holder": "", "released_by": holder,
+                                                   "at": f"{time.time():.3f}"}, cas=int(stored.version or 0),
+                                             op="release claim")
+        except CASConflict:
+            pass  # claimed again by someone else meanwhile: not ours to free
+
 
 def _object(text: str | None) -> dict[str, Any]:
     if not text:

@@ -31,7 +31,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.base import BackendError, CASConflict, LeaderLease, LeaseRecord, RotationClaims, Unsupported
+from backends.base import (
+    BackendError,
+    CASConflict,
+    ClaimRelease,
+    LeaderLease,
+    LeaseRecord,
+    RotationClaims,
+    Unsupported,
+)
 from rotator.core.record import utc_iso
 from rotator.core.target import Target
 from rotator.engine import RotationError, RotationStep
@@ -242,6 +250,8 @@ class MintGuard:
 
     def __init__(self, leadership: Leadership) -> None:
         self.leadership = leadership
+        self._claimed: dict[str, tuple[RotationClaims, str, Any]] = {}  # target -> (store, path, version)
+        self._claimed_lock = threading.Lock()
 
     def __call__(self, target: Target, current: Current, rotation_id: str) -> str | None:
         try:
@@ -274,7 +284,26 @@ class MintGuard:
             log.info("%s: another replica (%s) claimed this rotation; nothing minted", target.name, who,
                      extra={"target": target.name, "rotation_id": rotation_id, "outcome": "skipped"})
             return f"another replica ({who}) claimed this rotation"
+        with self._claimed_lock:
+            self._claimed[target.name] = (backend, target.path, current.version)
         return None
+
+    def settle(self, name: str, *, failed: bool) -> None:
+        """After a run of target ``name``: a rotation that failed under its claim gives the claim back
+        (nothing was stored from that version: another replica may rotate it at once). A claim
+        that cannot be given back is left to its TTL."""
+        with self._claimed_lock:
+            claimed = self._claimed.pop(name, None)
+        if claimed is None or not failed:
+            return
+        backend, path, version = claimed
+        if not isinstance(backend, ClaimRelease):
+            return
+        try:
+            backend.release_claim(path, version, holder=self.leadership.holder)
+        except BackendError as exc:
+            log.warning("%s: could not give back the rotation claim (it ends with its TTL): %s", name, exc,
+                        extra={"target": name})
 
 
 def utc_iso_now() -> str:

@@ -436,6 +436,8 @@ class RotationDaemon:
         try:
             when = self._target_job.run(config, engine, target, state, reason, only_if_version, requests)
         finally:
+            if self.guard is not None:  # a rotation that failed under its claim gives it back
+                self.guard.settle(name, failed=state.last_error is not None)
             state.in_flight = False
             with self._busy:
                 self._in_flight -= 1

@@ -250,3 +250,56 @@ def test_a_fault_at_each_store_call_of_the_daemon_job(make_rig, store, kind, sto
                             rotate=rotate)
     ledger.secret(bao.root_token)
     ledger.check(tally)
+
+
+# -- a failed rotation gives its claim back ------------------------------------------------------------
+CLAIMED_THEN_FAILS = {"vault-kv2": {"method": "POST", "path": "/v1/secret/data/jfrog/"},
+                      "aws": {"op": "UpdateSecretVersionStage"}}
+
+
+@pytest.mark.parametrize("store", sorted(CLAIMED_THEN_FAILS))
+def test_a_target_whose_rotations_keep_failing_after_the_claim_rotates_once_the_store_is_back(
+        make_rig, store, store_env, tally, ledger, bao, start_daemon, monkeypatch):
+    """Each job run claims the target from the same version (nothing changed it), then fails at the
+    store's compare-and-set; ten of them in a row must not use up the claims of that version."""
+    monkeypatch.setattr(target_job, "RETRY_BASE", 0.001)
+    rig = make_rig(store, daemon=True)
+    daemon = start_daemon(rig.config)
+    wait_until(lambda: daemon.leading, 10, what="the daemon leads")
+    rotate = daemon_runner(daemon, rig, 60)
+    before = rig.stored_token_id()
+    rig.proxy.fault("drop", count=1000, **CLAIMED_THEN_FAILS[store], **_about(rig))
+    for _ in range(10):
+        code, text = rotate()
+        assert code == 1 and "store:" in text and "claim" not in text, text
+    tally.add(faults=rig.proxy.clear_faults())
+    assert rig.stored_token_id() == before
+    check_config(rig.config, store_env, tally, swept=False)
+    code, text = rotate()
+    assert code == 0, text
+    assert rig.sweep()[0] == 0
+    check_config(rig.config, store_env, tally, swept=True)
+
+
+@pytest.mark.parametrize("store", sorted(CLAIMED_THEN_FAILS))
+def test_another_replica_rotates_at_once_after_a_rotation_that_failed_under_its_claim(
+        make_rig, store, store_env, tally, ledger, bao, start_daemon, monkeypatch):
+    """The leader claims the target, its rotation fails at the store, then it stops: the next
+    leader must find the claim given back, not wait for the claim's TTL (30 s here)."""
+    monkeypatch.setattr(target_job, "RETRY_BASE", 0.001)
+    rig = make_rig(store, daemon=True)
+    first = start_daemon(rig.config)
+    wait_until(lambda: first.leading, 10, what="the first daemon leads")
+    rig.proxy.fault("drop", count=1000, **CLAIMED_THEN_FAILS[store], **_about(rig))
+    code, text = daemon_runner(first, rig, 60)()
+    assert code == 1 and "store:" in text, text
+    tally.add(faults=rig.proxy.clear_faults())
+    first.stop()
+    second = start_daemon(rig.config)
+    wait_until(lambda: second.leading, 10, what="the second daemon leads")
+    start = time.monotonic()
+    code, text = daemon_runner(second, rig, 60)()
+    assert code == 0, text
+    assert time.monotonic() - start < 10
+    assert rig.sweep()[0] == 0
+    check_config(rig.config, store_env, tally, swept=True)

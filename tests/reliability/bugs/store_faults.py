@@ -11,4 +11,14 @@ BUGS = [
         "target: its token stays retired until the overlap after the new token was issued "
         "(rotator.engine.documents.with_previous_bookkeeping).",
         "681c61b"),
+    Bug("store-faults",
+        "On AWS, a daemon target whose rotation kept failing at a store call after its claim used up the 8 claim "
+        "tokens of that version (each retry by the same replica put a new claim), and then failed for good with "
+        "'8 stale claims' even once the store was back.",
+        "The latest claim is read by its label and kept when it is ours from the same version; the next token "
+        "follows the latest claim's attempt instead of walking from 0."),
+    Bug("store-faults",
+        "A rotation that failed under its claim (Vault KV v2 or AWS) kept the claim: the next leader skipped the "
+        "target ('another replica claimed this rotation') until the claim's TTL ran out.",
+        "The daemon gives the claim back after a failed rotation (backends.base.ClaimRelease, MintGuard.settle)."),
 ]
