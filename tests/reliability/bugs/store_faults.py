@@ -16,9 +16,11 @@ BUGS = [
         "tokens of that version (each retry by the same replica put a new claim), and then failed for good with "
         "'8 stale claims' even once the store was back.",
         "The latest claim is read by its label and kept when it is ours from the same version; the next token "
-        "follows the latest claim's attempt instead of walking from 0."),
+        "follows the latest claim's attempt instead of walking from 0.",
+        "93e6669"),
     Bug("store-faults",
         "A rotation that failed under its claim (Vault KV v2 or AWS) kept the claim: the next leader skipped the "
         "target ('another replica claimed this rotation') until the claim's TTL ran out.",
-        "The daemon gives the claim back after a failed rotation (backends.base.ClaimRelease, MintGuard.settle)."),
+        "The daemon gives the claim back after a failed rotation (backends.base.ClaimRelease, MintGuard.settle).",
+        "93e6669"),
 ]
