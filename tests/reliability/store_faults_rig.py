@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backends.base import BackendError
 from rotator.cli import run
 from rotator.config import load_config
 from rotator.core.record import RecordError, SecretRecord
@@ -107,7 +108,14 @@ class Rig:
         the JFrog calls and the process (loopback): from the config, not a measured figure."""
         return (calls + 2) * TIMEOUT * self.attempts + 3
 
-    def stored_token_id(self, emulator=None) -> str:
+    def stored_token_id_or_none(self) -> str | None:
+        """:meth:`stored_token_id`, or ``None`` while the server cannot answer (sealed, paused)."""
+        try:
+            return self.stored_token_id()
+        except BackendError:
+            return None
+
+    def stored_token_id(self) -> str:
         """The id of the token the store holds (our record's ``token_id``, or the ``jti`` of a bare
         token), read straight from the server."""
         config = load_config(self.truth)
@@ -121,7 +129,7 @@ class Rig:
             return str(decode_claims(text.strip()).raw["jti"])
 
 
-def store_block(kind: str, url: str, *, leader: bool = False) -> str:
+def store_block(kind: str, url: str, *, leader: bool = False, auth: str | None = None) -> str:
     """The ``backends:`` of a config: ``store`` through the proxy at ``url`` (and a file store for
     the daemon's lease, so the lease's renewals do not go through the proxy)."""
     if kind == "aws":
@@ -130,20 +138,20 @@ def store_block(kind: str, url: str, *, leader: bool = False) -> str:
     else:
         mount, version = ("secret", 2) if kind == "vault-kv2" else ("kv1", 1)
         store = (f"store: {{type: vault, url: '{url}', mount: {mount}, kv_version: {version}, timeout: {TIMEOUT}s, "
-                 f"reconcile_interval: 1h, auth: {{method: token, token_env: {TOKEN_ENV}}}}}")
+                 f"reconcile_interval: 1h, auth: {auth or '{method: token, token_env: ' + TOKEN_ENV + '}'}}}")
     return store + (", lease: {type: file, directory: ./lease}" if leader else "")
 
 
 def write_config(directory: Path, kind: str, url: str, emulator_url: str, *, daemon: bool = False,
                  fmt: str = "record", overlap: str = "0s", path: str | None = None,
-                 name: str = "") -> tuple[Path, str]:
+                 name: str = "", auth: str | None = None) -> tuple[Path, str]:
     """A config with one target ``ci`` at a fresh path; with ``daemon``, a leader lease (so each
     rotation claims the target in its store first, docs/architecture.md invariant 6); ``fmt``:
     the target's ``format`` (another than ``record`` keeps the bookkeeping in the metadata only)."""
     path = path or f"jfrog/ci-{uuid.uuid4().hex[:8]}"
     text = textwrap.dedent(f"""\
         jfrog: {{url: "{emulator_url}", access_token_env: JFROG_ADMIN_TOKEN}}
-        backends: {{{store_block(kind, url, leader=daemon)}}}
+        backends: {{{store_block(kind, url, leader=daemon, auth=auth)}}}
         targets:
           - {{name: ci, backend: store, path: "{path}", overlap: {overlap}, orphan_grace: 0s, format: {fmt},
               token: {{username: ci, expiry: 7d}}, schedule: {{every: 1h}}}}

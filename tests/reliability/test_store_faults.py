@@ -14,14 +14,20 @@ timeouts allow (:meth:`Rig.bound`). The unmarked subset is a seeded sample of th
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
 
+from rotator.config import load_config
+from rotator.config.wiring import build_engine
 from rotator.daemon import target_job
+from rotator.engine import RotationStep
 from tests.fixtures.daemon import wait_until
 from tests.fixtures.moto_server import aws_env
 from tests.fixtures.tcp_proxy import Request, TcpProxy
@@ -81,7 +87,8 @@ def make_rig(request, store_env, tmp_path, bao, capsys, monkeypatch):
         proxy = TcpProxy("127.0.0.1", upstream).start()
         proxies.append(proxy)
         config, path = write_config(tmp_path, kind, proxy.url, store_env.url, daemon=daemon, **options)
-        truth, _ = write_config(tmp_path, kind, direct, store_env.url, path=path, name="-truth", **options)
+        plain = {k: v for k, v in options.items() if k != "auth"}  # the truth reads with the root token
+        truth, _ = write_config(tmp_path, kind, direct, store_env.url, path=path, name="-truth", **plain)
         rig = Rig(kind, proxy, config, path, capsys, truth)
         code, text = rig.rotate()
         assert code == 0 and "rotated" in text, text
@@ -114,7 +121,7 @@ def fault_then_converge(rig: Rig, emulator, tally, ledger, *, nth: int, kind: st
     if not fired:  # this run made fewer calls than the one counted (no status read to repeat, say)
         assert code == 0 and len(rig.proxy.requests) - start_at < len(calls) + 4, text
         tally.add(unreached=1)
-    check_config(rig.config, emulator, tally, swept=False)
+    check_config(rig.truth, emulator, tally, swept=False)
     tally.add(**{"failed_runs" if code else "absorbed_runs": 1})
     print(file=sys.__stderr__, *[f"{rig.kind} call {nth} {calls[nth - 1]} {kind} landed={land}: exit {code}: "
           f"{' | '.join(line for line in text.splitlines() if 'rror' in line or 'failed' in line)[:300]}"])
@@ -125,7 +132,7 @@ def fault_then_converge(rig: Rig, emulator, tally, ledger, *, nth: int, kind: st
     assert code2 == 0 and "rotated" in text2, f"after call {nth} ({calls[nth - 1]}, {kind}, landed={land}): {text2}"
     code3, text3 = rig.sweep()
     assert code3 == 0, text3
-    check_config(rig.config, emulator, tally, swept=True)
+    check_config(rig.truth, emulator, tally, swept=True)
     ledger.emulator(emulator)
     for out in rig.outputs:
         ledger.text("cli output", out)
@@ -190,22 +197,22 @@ def test_a_document_whose_metadata_write_failed_keeps_its_previous_token_listed(
     list in metadata"): when the rotation's metadata write fails after the value landed, the
     previous token must stay known (retired, revoked after its overlap), never swept as an orphan."""
     rig = make_rig(store, fmt="token", overlap="1h")
-    previous = rig.stored_token_id(store_env)
+    previous = rig.stored_token_id()
     rig.proxy.fault("drop", count=rig.attempts, **METADATA_WRITE[store])
     code, text = rig.rotate()
     tally.add(faults=rig.proxy.clear_faults())
     assert code == 0 and "rotated" in text, text
-    current = rig.stored_token_id(store_env)
+    current = rig.stored_token_id()
     assert current != previous
-    check_config(rig.config, store_env, tally, swept=False)
+    check_config(rig.truth, store_env, tally, swept=False)
     code, text = rig.sweep()
     assert code == 0, text
     assert store_env.is_token_active(previous), "the previous token was revoked before its overlap ended"
-    check_config(rig.config, store_env, tally, swept=True)  # and it is still listed: not an orphan
+    check_config(rig.truth, store_env, tally, swept=True)  # and it is still listed: not an orphan
     code, text = rig.rotate()  # the next rotation writes the whole bookkeeping again
     assert code == 0 and "rotated" in text, text
     assert rig.sweep()[0] == 0 and store_env.is_token_active(previous)
-    check_config(rig.config, store_env, tally, swept=True)
+    check_config(rig.truth, store_env, tally, swept=True)
     for out in rig.outputs:
         ledger.text("cli output", out)
     ledger.emulator(store_env)
@@ -221,7 +228,7 @@ def daemon_runner(daemon, rig: Rig, bound: float):
         state = daemon.targets.setdefault("ci", target_job.TargetState())
         if state.retry_at is not None:  # the back-off of the last failure (RETRY_BASE is short here)
             wait_until(lambda: datetime.now(timezone.utc) >= state.retry_at, 5, 0.02, "the retry back-off")
-        before, runs = rig.stored_token_id(), daemon.runs_done("ci")
+        before, runs = rig.stored_token_id_or_none(), daemon.runs_done("ci")  # straight to the server
         assert daemon.run_now("ci", "store-faults")
         wait_until(lambda: daemon.runs_done("ci") > runs, bound, 0.02, "the job's run")
         if state.last_error:
@@ -274,11 +281,11 @@ def test_a_target_whose_rotations_keep_failing_after_the_claim_rotates_once_the_
         assert code == 1 and "store:" in text and "claim" not in text, text
     tally.add(faults=rig.proxy.clear_faults())
     assert rig.stored_token_id() == before
-    check_config(rig.config, store_env, tally, swept=False)
+    check_config(rig.truth, store_env, tally, swept=False)
     code, text = rotate()
     assert code == 0, text
     assert rig.sweep()[0] == 0
-    check_config(rig.config, store_env, tally, swept=True)
+    check_config(rig.truth, store_env, tally, swept=True)
 
 
 @pytest.mark.parametrize("store", sorted(CLAIMED_THEN_FAILS))
@@ -302,4 +309,150 @@ def test_another_replica_rotates_at_once_after_a_rotation_that_failed_under_its_
     assert code == 0, text
     assert time.monotonic() - start < 10
     assert rig.sweep()[0] == 0
-    check_config(rig.config, store_env, tally, swept=True)
+    check_config(rig.truth, store_env, tally, swept=True)
+
+
+
+# -- OpenBao itself: paused, sealed, the daemon's token revoked (this suite's own server) ----------------
+@pytest.fixture
+def resume(bao):
+    """SIGCONT to our OpenBao's PID after the test, whatever happened (it is never left stopped)."""
+    yield
+    os.kill(bao.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("step", [RotationStep.READ, RotationStep.STORE, RotationStep.RETIRE], ids=lambda s: s.value)
+def test_openbao_paused_mid_rotation_then_resumed(make_rig, step, store_env, tally, ledger, bao, resume):
+    """SIGSTOP of OpenBao's PID right before a step, SIGCONT 2.5 s later (past the 1 s timeout and a
+    re-read): the run fails naming the call or, after STORE, stands; the next one converges."""
+    rig = make_rig("vault-kv2")
+    calls = rig.clean_calls()
+    resumed = threading.Event()
+
+    def hook(at, when, rotation_id):
+        if at is step and when == "before" and not resumed.is_set():
+            os.kill(bao.pid, signal.SIGSTOP)
+            tally.add(faults=1, pauses=1)
+            threading.Timer(2.5, lambda: (os.kill(bao.pid, signal.SIGCONT), resumed.set())).start()
+
+    config = load_config(rig.config)
+    minted = store_env.mint_count
+    start = time.monotonic()
+    try:
+        result = build_engine(config, step_hook=hook).rotate(config.targets[0])
+    finally:
+        config.close()
+    took = time.monotonic() - start
+    assert resumed.wait(10)
+    check_config(rig.truth, store_env, tally, swept=False)
+    if step is RotationStep.READ:
+        assert result.outcome == "failed" and result.step == "read" and store_env.mint_count == minted
+    if result.outcome == "failed":
+        assert "store" in result.error and "cannot reach" in result.error, result.error
+    assert took <= rig.bound(len(calls)) + 2.5, took
+    code, text = rig.rotate()
+    assert code == 0 and "rotated" in text, text
+    assert rig.sweep()[0] == 0
+    check_config(rig.truth, store_env, tally, swept=True)
+    for out in rig.outputs:
+        ledger.text("cli output", out)
+    ledger.text("rotation error", result.error)
+    ledger.emulator(store_env)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
+
+
+@pytest.fixture
+def unseal(bao):
+    yield
+    if bao.api("GET", "sys/seal-status").get("sealed"):
+        bao.unseal()
+
+
+def test_openbao_sealed_then_unsealed(make_rig, store_env, tally, ledger, bao, unseal, start_daemon, monkeypatch):
+    """A sealed Vault answers 503: the CLI and the daemon's job fail at READ naming the store and the
+    call, nothing minted, the stored token untouched; after the unseal both rotate."""
+    monkeypatch.setattr(target_job, "RETRY_BASE", 0.05)
+    rig = make_rig("vault-kv2", daemon=True)
+    daemon = start_daemon(rig.config)
+    wait_until(lambda: daemon.leading, 10, what="the daemon leads")
+    rotate = daemon_runner(daemon, rig, 30)
+    assert rotate() == (0, "rotated")
+    before, minted = rig.stored_token_id(), store_env.mint_count
+    bao.seal()
+    tally.add(faults=1, seals=1)
+    code, text = rig.rotate()
+    assert code == 1 and "store:" in text and "read" in text and "sealed" in text.lower(), text
+    code, error = rotate()
+    assert code == 1 and "store:" in error and "sealed" in error.lower(), error
+    assert store_env.mint_count == minted
+    bao.unseal()
+    assert rig.stored_token_id() == before
+    check_config(rig.truth, store_env, tally, swept=False)
+    assert rotate() == (0, "rotated")
+    code, text = rig.rotate()
+    assert code == 0 and "rotated" in text, text
+    assert rig.sweep()[0] == 0
+    check_config(rig.truth, store_env, tally, swept=True)
+    for out in [*rig.outputs, error]:
+        ledger.text("output", out)
+    ledger.emulator(store_env)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
+
+
+POLICY = """
+path "secret/data/jfrog/*" { capabilities = ["create", "update", "read"] }
+path "secret/metadata/jfrog/*" { capabilities = ["read", "update", "patch"] }
+path "secret/data/jfrog-rotator-claims/*" { capabilities = ["create", "update", "read"] }
+"""
+
+
+@pytest.mark.parametrize("method", ["approle", "token"])
+def test_the_daemons_vault_token_revoked_under_it(make_rig, method, store_env, tally, ledger, bao, start_daemon,
+                                                 monkeypatch, tmp_path):
+    """AppRole logs in again by itself and the job rotates; a fixed token (``token_file``) fails
+    naming the call and saying permission denied, and recovers once the file holds a working token
+    and the daemon reloads."""
+    monkeypatch.setattr(target_job, "RETRY_BASE", 0.05)
+    bao.write_policy("store-faults", POLICY)
+    if method == "approle":
+        role_id, secret_id = bao.make_approle("store-faults", ["store-faults"])
+        monkeypatch.setenv("STORE_FAULTS_SECRET_ID", secret_id)
+        auth = f"{{method: approle, role_id: {role_id}, secret_id_env: STORE_FAULTS_SECRET_ID}}"
+        ledger.secret(secret_id)
+    else:
+        token_file = tmp_path / "vault-token"
+        token_file.write_text(bao.create_token(["store-faults"]))
+        auth = f"{{method: token, token_file: '{token_file}'}}"
+    rig = make_rig("vault-kv2", daemon=True, auth=auth)
+    daemon = start_daemon(rig.config)
+    wait_until(lambda: daemon.leading, 10, what="the daemon leads")
+    rotate = daemon_runner(daemon, rig, 30)
+    assert rotate() == (0, "rotated")
+    backend = daemon.config.backends["store"]
+    revoked = backend.transport.client.token
+    ledger.secret(revoked)
+    bao.revoke_token(revoked)
+    tally.add(faults=1, revoked_tokens=1)
+    before, minted = rig.stored_token_id(), store_env.mint_count
+    code, error = rotate()
+    if method == "approle":
+        assert code == 0, error  # logged in again and retried
+        assert daemon.config.backends["store"].transport.client.token != revoked
+    else:
+        assert code == 1 and "store:" in error and "permission denied" in error, error
+        assert store_env.mint_count == minted and rig.stored_token_id() == before
+        check_config(rig.truth, store_env, tally, swept=False)
+        fresh = bao.create_token(["store-faults"])
+        ledger.secret(fresh)
+        token_file.write_text(fresh)
+        assert daemon.reload()
+        assert rotate() == (0, "rotated")
+    assert rig.sweep()[0] == 0
+    check_config(rig.truth, store_env, tally, swept=True)
+    for out in [*rig.outputs, error]:
+        ledger.text("output", out)
+    ledger.emulator(store_env)
+    ledger.secret(bao.root_token)
+    ledger.check(tally)
