@@ -24,11 +24,14 @@ from datetime import datetime, timezone
 
 import pytest
 
+from rotator.cli import run
 from rotator.config import load_config
 from rotator.config.wiring import build_engine
 from rotator.daemon import target_job
 from rotator.engine import RotationStep
+from tests.aws_lambda.conftest import harness, lambda_function  # noqa: F401 - fixtures reused
 from tests.fixtures.daemon import wait_until
+from tests.fixtures.lambda_harness import STEPS
 from tests.fixtures.moto_server import aws_env
 from tests.fixtures.tcp_proxy import Request, TcpProxy
 from tests.reliability.harness import check_config
@@ -321,7 +324,8 @@ def resume(bao):
     os.kill(bao.pid, signal.SIGCONT)
 
 
-@pytest.mark.parametrize("step", [RotationStep.READ, RotationStep.STORE, RotationStep.RETIRE], ids=lambda s: s.value)
+@pytest.mark.parametrize("step", [pytest.param(RotationStep.READ, marks=pytest.mark.slow), RotationStep.STORE,
+                                  pytest.param(RotationStep.RETIRE, marks=pytest.mark.slow)], ids=lambda s: s.value)
 def test_openbao_paused_mid_rotation_then_resumed(make_rig, step, store_env, tally, ledger, bao, resume):
     """SIGSTOP of OpenBao's PID right before a step, SIGCONT 2.5 s later (past the 1 s timeout and a
     re-read): the run fails naming the call or, after STORE, stands; the next one converges."""
@@ -455,4 +459,72 @@ def test_the_daemons_vault_token_revoked_under_it(make_rig, method, store_env, t
         ledger.text("output", out)
     ledger.emulator(store_env)
     ledger.secret(bao.root_token)
+    ledger.check(tally)
+
+
+# -- the rotation Lambda: each Secrets Manager call of its four steps ------------------------------------
+LAMBDA_ATTEMPTS = 3  # rotator/aws_lambda/container.py: botocore's total attempts
+LAMBDA_TIMEOUT = 20  # and its read timeout (s)
+
+
+def lambda_config(tmp_path, emulator, moto_url: str, arn: str, target: str):
+    """A rotator.yaml naming the Lambda's secret, for :func:`check_config` and ``sweep``."""
+    path = tmp_path / f"lambda-{target}.yaml"
+    path.write_text(f'jfrog: {{url: "{emulator.url}", access_token_env: JFROG_ADMIN_TOKEN}}\n'
+                    f"backends: {{store: {{type: aws-secretsmanager, region: us-east-1, endpoint_url: '{moto_url}'}}}}\n"
+                    f'targets:\n  - {{name: {target}, backend: store, path: "{arn}", overlap: 0s, orphan_grace: 0s, '
+                    f"token: {{username: ci, expiry: 4h}}}}\n")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["drop", "reset"])
+def test_a_fault_at_each_store_call_of_the_lambda(harness, kind, moto_server, tmp_path, tally, ledger,  # noqa: F811
+                                                  monkeypatch, cli_env, capsys):
+    """Each Secrets Manager call of createSecret..finishSecret fails (all its attempts): the step
+    fails naming the call; Secrets Manager runs the failed step again (here: the test does) and the
+    rotation completes; the current token works and a sweep leaves no orphan."""
+    monkeypatch.setenv("JFROG_ADMIN_TOKEN", harness.emulator.admin_token)
+    proxy = TcpProxy("127.0.0.1", int(moto_server.url.rsplit(":", 1)[1])).start()
+    try:
+        monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", proxy.url)
+        arn, record = harness.seeded_secret()
+        config = lambda_config(tmp_path, harness.emulator, moto_server.url, arn, record.target)
+        start = len(proxy.requests)
+        harness.rotate(arn)
+        calls = [r for r in proxy.requests[start:] if r.secret_id == arn]
+        tally.add(cases=len(calls) - 1, store_calls=len(calls))
+        for nth in range(1, len(calls) + 1):
+            token = harness.begin(arn)
+            start = len(proxy.requests)
+            proxy.fault(kind, nth=nth, count=LAMBDA_ATTEMPTS, secret_id=arn)
+            began, failed = time.monotonic(), None
+            for i, step in enumerate(STEPS):
+                try:
+                    harness.step(arn, token, step)
+                except Exception as exc:  # noqa: BLE001 - the step's failure is what is checked
+                    failed = (i, step, str(exc))
+                    break
+            took = time.monotonic() - began
+            fired = proxy.clear_faults()
+            tally.add(faults=fired, **{"failed_runs" if failed else "absorbed_runs": 1})
+            if not fired:  # this rotation made fewer calls than the first one (nothing to retire, say)
+                assert failed is None and len(proxy.requests) - start < len(calls) + 4
+                tally.add(unreached=1)
+            assert took <= (len(calls) + 2) * LAMBDA_ATTEMPTS * LAMBDA_TIMEOUT + 3
+            check_config(config, harness.emulator, tally, swept=False)
+            if failed:
+                i, step, error = failed
+                assert any(word in error for word in CALL_WORDS["aws"]), f"call {nth} ({calls[nth - 1]}): {error}"
+                ledger.text("lambda error", error)
+                for again in STEPS[i:]:  # Secrets Manager's retry of the failed step, then the rest
+                    harness.step(arn, token, again)
+            assert harness.holder(arn, "AWSCURRENT") == token and harness.holder(arn, "AWSPENDING") is None
+            capsys.readouterr()
+            assert run(["sweep", "-c", str(config)]) == 0, capsys.readouterr().err
+            ledger.text("sweep", "".join(capsys.readouterr()))
+            check_config(config, harness.emulator, tally, swept=True)
+    finally:
+        proxy.stop()
+    ledger.emulator(harness.emulator)
     ledger.check(tally)
