@@ -20,7 +20,7 @@ from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.tcp_proxy import Request, TcpProxy
 
 STORES = ("vault-kv2", "vault-kv1", "aws")
-FAULTS = ("drop", "stall", "reset")
+FAULTS = ("drop", "stall", "reset", "503")
 TIMEOUT = 1  # seconds: every store call's timeout in the configs below
 AWS_ATTEMPTS = 1  # botocore's total attempts per call (max_attempts): each fault fails its call, with no back-off
 TOKEN_ENV = "STORE_FAULTS_VAULT_TOKEN"

@@ -127,7 +127,7 @@ def fault_then_converge(rig: Rig, emulator, tally, ledger, *, nth: int, kind: st
     check_config(rig.truth, emulator, tally, swept=False)
     tally.add(**{"failed_runs" if code else "absorbed_runs": 1})
     print(file=sys.__stderr__, *[f"{rig.kind} call {nth} {calls[nth - 1]} {kind} landed={land}: exit {code}: "
-          f"{' | '.join(line for line in text.splitlines() if 'rror' in line or 'failed' in line)[:300]}"])
+          f"{' | '.join(line for line in text.splitlines() if 'store' in line)[:300]}"])
     if code != 0:
         assert names_the_call(rig, text), f"call {nth} ({calls[nth - 1]}, {kind}, landed={land}): {text}"
     assert took <= rig.bound(len(calls)), f"call {nth} ({kind}): {took:.1f}s > {rig.bound(len(calls))}s"
@@ -154,7 +154,7 @@ def sample() -> list[tuple[str, int, str, bool]]:
     picks = []
     for kind in STORES:
         for _ in range(2):
-            picks.append((kind, rng.randint(1, 4), rng.choice(("drop", "reset")), rng.choice((False, True))))
+            picks.append((kind, rng.randint(1, 4), rng.choice(("drop", "reset", "503")), rng.choice((False, True))))
     return picks
 
 
@@ -232,8 +232,14 @@ def daemon_runner(daemon, rig: Rig, bound: float):
         if state.retry_at is not None:  # the back-off of the last failure (RETRY_BASE is short here)
             wait_until(lambda: datetime.now(timezone.utc) >= state.retry_at, 5, 0.02, "the retry back-off")
         before, runs = rig.stored_token_id_or_none(), daemon.runs_done("ci")  # straight to the server
-        assert daemon.run_now("ci", "store-faults")
-        wait_until(lambda: daemon.runs_done("ci") > runs, bound, 0.02, "the job's run")
+        deadline = time.monotonic() + bound
+        while daemon.runs_done("ci") <= runs:  # run_now again when the scheduler dropped it: the
+            assert daemon.run_now("ci", "store-faults")  # last run's job had not returned yet
+            assert time.monotonic() < deadline, "the job did not run"
+            try:
+                wait_until(lambda: daemon.runs_done("ci") > runs, 2, 0.02, "the job's run")
+            except AssertionError:
+                continue
         if state.last_error:
             return 1, state.last_error
         assert rig.stored_token_id() != before, "the job ran without an error and without rotating"
@@ -452,7 +458,11 @@ def test_the_daemons_vault_token_revoked_under_it(make_rig, method, store_env, t
         ledger.secret(fresh)
         token_file.write_text(fresh)
         assert daemon.reload()
-        assert rotate() == (0, "rotated")
+        for _ in range(3):  # a retry the back-off scheduled may have started on the old token before the reload
+            code, text = rotate()
+            if code == 0:
+                break
+        assert code == 0, text
     assert rig.sweep()[0] == 0
     check_config(rig.truth, store_env, tally, swept=True)
     for out in [*rig.outputs, error]:
