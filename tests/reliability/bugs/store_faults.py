@@ -27,5 +27,6 @@ BUGS = [
         "A Vault write (KV v2 or v1) answered 503 (or 500) after it was applied, as a gateway in front of Vault "
         "can, was taken for a write that did not happen: the new token was revoked while the store held it.",
         "A 500 or 503 on a Vault write is an unknown outcome (WriteOutcomeUnknown), as 502 and AWS's 5xx were: "
-        "the store is read again and the token revoked only if it is not there."),
+        "the store is read again and the token revoked only if it is not there.",
+        "52ec39e"),
 ]
