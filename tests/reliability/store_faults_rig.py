@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backends.base import BackendError
 from rotator.cli import run
-from rotator.config import load_config
+from rotator.config import Config, load_config
 from rotator.core.record import RecordError, SecretRecord
 from rotator.jfrog.jwt import decode_claims
 from tests.fixtures.openbao import OpenBaoServer
@@ -70,6 +70,19 @@ class Rig:
     capsys: object
     truth: Path  # the same config straight to the server (no proxy): what a test reads to check
     outputs: list[str] = field(default_factory=list)
+    _truth: Config | None = None
+
+    @property
+    def truth_config(self) -> Config:
+        """:attr:`truth` loaded once (its stores' clients kept) for the invariant checks."""
+        if self._truth is None:
+            self._truth = load_config(self.truth)
+        return self._truth
+
+    def close(self) -> None:
+        if self._truth is not None:
+            self._truth.close()
+            self._truth = None
 
     @property
     def attempts(self) -> int:
@@ -118,11 +131,7 @@ class Rig:
     def stored_token_id(self) -> str:
         """The id of the token the store holds (our record's ``token_id``, or the ``jti`` of a bare
         token), read straight from the server."""
-        config = load_config(self.truth)
-        try:
-            text = config.backends["store"].read(self.path).text or ""
-        finally:
-            config.close()
+        text = self.truth_config.backends["store"].read(self.path).text or ""
         try:
             return SecretRecord.loads(text).token_id
         except RecordError:
