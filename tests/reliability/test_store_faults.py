@@ -257,7 +257,7 @@ def daemon_runner(daemon, rig: Rig, bound: float):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("store", "kind"), [("vault-kv2", "drop"), ("vault-kv2", "stall"),
+@pytest.mark.parametrize(("store", "kind"), [("vault-kv2", "drop"), ("vault-kv2", "stall"), ("vault-kv1", "drop"),
                                              ("aws", "drop")])  # AWS stalls and resets: in the CLI cases
 def test_a_fault_at_each_store_call_of_the_daemon_job(make_rig, store, kind, store_env, tally, ledger, bao,
                                                       start_daemon, monkeypatch):
