@@ -16,10 +16,12 @@ move. A clean stop moves ``AWSCURRENT`` to a shared "released" version (``{"hold
 
 **A claim** is a version of the target's own secret: ``PutSecretValue`` with a
 ``ClientRequestToken`` derived from (path, the version read, attempt), under the label
-``jfrog-rotator-claim``, whose value names the claimer. A token makes one version; putting it
-again with another value is refused (``ResourceExistsException``). So of two replicas claiming a
-rotation from the same version, one creates the claim and the other mints nothing. A claim older
-than its TTL (its claimer stopped) is passed by the next attempt's token. Consumers read
+``jfrog-rotator-claim``, whose value names the claimer and the attempt. A token makes one version;
+putting it again with another value is refused (``ResourceExistsException``). So of two replicas
+claiming a rotation from the same version, one creates the claim and the other mints nothing.
+The label moves onto each new claim, so the latest is one read away: a claim of ours from the
+same version is kept (a retry costs no version), and one that is free (released by a rotation
+that failed, or older than its TTL) is passed by the next attempt's token. Consumers read
 ``AWSCURRENT`` only, so a claim version is never handed out.
 """
 
@@ -125,14 +127,24 @@ class AwsCoordination:
 
     # -- claims -----------------------------------------------------------------------------------
     def claim_rotation(self, path: str, version: Version, *, holder: str, rotation_id: str, ttl: float) -> str:
-        """One ``PutSecretValue`` when the claim is free; a ``GetSecretValue`` more to see who holds it."""
+        """The latest claim (``GetSecretValue`` by its label), then one ``PutSecretValue`` of the next
+        token when it is free; none when it is ours already (a retry of this replica's rotation)."""
         if version is None:
             return holder  # no secret yet: CreateSecret refuses the second creator by itself
         now = time.time()
-        claim = json.dumps({"holder": holder, "version": str(version), "rotation_id": rotation_id,
-                            "at": f"{now:.3f}"})
-        for attempt in range(MAX_CLAIM_ATTEMPTS):
+        latest = self._latest_claim(path)
+        start = 0
+        if str(latest.get("version")) == str(version):
+            if latest.get("holder") == holder:
+                return holder  # ours, from this version: claimed again without a version more
+            other = live_claim_holder(latest, version, holder, ttl, now)
+            if other:
+                return other
+            start = _attempt(latest) + 1
+        for attempt in range(start, start + MAX_CLAIM_ATTEMPTS):
             token = version_id(path, str(version), str(attempt))
+            claim = json.dumps({"holder": holder, "version": str(version), "rotation_id": rotation_id,
+                                "at": f"{now:.3f}", "attempt": attempt})
             try:
                 self._labels.put(path, claim, token, [CLAIM_LABEL])
                 return holder  # the first free token: ours, and nobody else's
@@ -144,27 +156,36 @@ class AwsCoordination:
             nxt = version_id(path, str(version), str(attempt + 1))
             if other and self._labels.read_version(path, nxt) is None:
                 return other  # the latest claim, live, someone else's
-            # stale, ours (a retry of this rotation), or passed over by a later claim: the next token decides
+            # stale, released, ours, or passed over by a later claim: the next token decides
         raise BackendError(f"claim rotation: {MAX_CLAIM_ATTEMPTS} stale claims on version {version}",
                            backend=self.backend, path=path)
 
     def release_rotation(self, path: str, version: Version, *, holder: str) -> None:
-        """A released claim is the next claim token, held by nobody: the next claimer passes over ours."""
-        if version is None:
+        """When the latest claim is still ours from ``version``: the next token, naming nobody."""
+        latest = self._latest_claim(path)
+        if latest.get("holder") != holder or str(latest.get("version")) != str(version):
             return
-        for attempt in range(MAX_CLAIM_ATTEMPTS - 1):
-            found = self._labels.read_version(path, version_id(path, str(version), str(attempt)))
-            if found is None:
-                return
-            nxt = version_id(path, str(version), str(attempt + 1))
-            if _object(found).get("holder") == holder and self._labels.read_version(path, nxt) is None:
-                released = json.dumps({"holder": "", "version": str(version), "at": "0"})
-                try:
-                    self._labels.put(path, released, nxt, [CLAIM_LABEL])
-                except AwsError as exc:
-                    if exc.code != EXISTS:  # EXISTS: claimed again meanwhile, not ours to give back
-                        raise
-                return
+        attempt = _attempt(latest) + 1
+        text = json.dumps({"holder": "", "version": str(version), "released_by": holder, "at": f"{time.time():.3f}",
+                           "attempt": attempt})
+        try:
+            self._labels.put(path, text, version_id(path, str(version), str(attempt)), [CLAIM_LABEL])
+        except AwsError as exc:
+            if exc.code != EXISTS:
+                raise  # EXISTS: claimed again by someone else meanwhile, not ours to free
+
+    def _latest_claim(self, path: str) -> dict[str, Any]:
+        """The claim holding the label (``PutSecretValue`` moves it onto each new claim)."""
+        found = self._labels.get_value(path, stage=CLAIM_LABEL)
+        return _object(found[0]) if found is not None else {}
+
+
+def _attempt(claim: Mapping[str, Any]) -> int:
+    """Which token of its version a claim was put under (-1 when it does not say: walk from 0)."""
+    try:
+        return int(claim.get("attempt", -1))
+    except (TypeError, ValueError):
+        return -1
 
 
 def _holder_value(holder: str, fields: Mapping[str, str], slot: str) -> str:

@@ -108,8 +108,10 @@ class VaultTransport:
             return VaultPermissionDenied(f"{op}: permission denied", **kw)
         if isinstance(exc, hvac_exc.InvalidPath):
             return BackendError(f"{op}: not found{': ' + detail if detail else ''}", **kw)
-        # A gateway error or an unexpected status may hide a write that was applied behind it.
-        unknown = write and isinstance(exc, (hvac_exc.BadGateway, hvac_exc.UnexpectedError))
+        # A server or gateway error (500, 502, 503 from a load balancer or a proxy in front of Vault,
+        # an unexpected status) may hide a write that was applied behind it: re-read to decide.
+        unknown = write and isinstance(exc, (hvac_exc.InternalServerError, hvac_exc.BadGateway, hvac_exc.VaultDown,
+                                             hvac_exc.UnexpectedError))
         cls = WriteOutcomeUnknown if unknown else BackendError
         return cls(f"{op}: {detail or 'failed'}{f' (HTTP {status})' if status else ''}", **kw)
 

@@ -31,7 +31,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.base import BackendError, CASConflict, LeaderLease, LeaseRecord, RotationClaims, Unsupported
+from backends.base import (
+    BackendError,
+    CASConflict,
+    LeaderLease,
+    LeaseRecord,
+    RotationClaims,
+    Unsupported,
+)
 from rotator.core.record import utc_iso
 from rotator.core.target import Target
 from rotator.engine import RotationError, RotationStep
