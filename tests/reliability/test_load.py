@@ -70,12 +70,12 @@ def finish(fleet, faults, emulator, tally, metrics_text: str, logged: Counter, r
 
 def test_a_small_fleet_rotated_three_times_with_faults(fleet_env, emulator, openbao, moto_server, tmp_path,
                                                        start_daemon, ledger, tally, monkeypatch):
-    """30 targets, every 1 s, three rotations each, 1 % of calls failing (seeded), the in-process
+    """30 targets, every 2 s, three rotations each, 1 % of calls failing (seeded), the in-process
     daemon; and two mints refused outright (JFrog retries a 5xx itself), so some rotations fail for sure."""
     monkeypatch.setattr(target_job, "RETRY_BASE", 1.0)
     faults = SeededFaults(emulator, RATIO, SEED)
     emulator.inject_fault("/access/api/v1/tokens", method="POST", status=403, count=2)
-    fleet = make_fleet(tmp_path, emulator, openbao, moto_server, count=30, every=1, ratio=RATIO, seed=SEED,
+    fleet = make_fleet(tmp_path, emulator, openbao, moto_server, count=30, every=2, ratio=RATIO, seed=SEED,
                        env=fleet_env, sweep_interval=2)
     try:
         daemon = start_daemon(fleet.config, listen="127.0.0.1:0")
@@ -84,7 +84,7 @@ def test_a_small_fleet_rotated_three_times_with_faults(fleet_env, emulator, open
         def metrics() -> str:
             return requests.get(f"{url}/metrics", timeout=10).text
 
-        wait_until(lambda: rounds_done(rotations(metrics()), fleet.names) >= 3, 20, interval=0.3,
+        wait_until(lambda: rounds_done(rotations(metrics()), fleet.names) >= 3, 30, interval=0.3,
                    what="three rotations of every target")
         faults.stop()
         fleet.heal()
