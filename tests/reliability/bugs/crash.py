@@ -15,5 +15,5 @@ BUGS = [
         "writing its tags, adopted the new token again: generation 0, the adopted token lost, the pending tag left",
         "A replayed finishSecret rebuilds the record from the pending tag on the version it demoted "
         "(AWSPREVIOUS), writes the tags finishSecret writes and clears the pending tag",
-        ""),
+        "8ae2c98"),
 ]
