@@ -62,7 +62,7 @@ class Case:
 
 def valid(door: str, store: str, strategy: str, outputs: int, step: str) -> bool:
     """The combinations the matrix runs (the module docstring of the test says why the others are not)."""
-    if step in INSIDE_STORE and not has_inside_store(step, store, strategy):
+    if step in INSIDE_STORE and not has_inside_store(step, store, strategy, outputs):
         return False  # one write: nothing between the value and its metadata
     if step == RotationStep.OUTPUTS.value and outputs == 1:
         return False  # a one-output target has no OUTPUTS step
@@ -193,13 +193,21 @@ class Scene:
 #: custom_metadata, AWS's tags); ``store-bookkeeping``: a document's retired list written first
 #: (KV v2, AWS; the file store's sidecar), the value not yet. A KV v1 mount and the file store's
 #: record are one write: no point inside.
+#: The same inside the write of the second output (OUTPUTS): ``outputs-value`` on an AWS output
+#: (the value, then its tags), ``outputs-bookkeeping`` on a file output (its sidecar, then the value).
 MID_STORE = "store-value"
 PRE_STORE = "store-bookkeeping"
-INSIDE_STORE = (PRE_STORE, MID_STORE)
+MID_OUTPUT = "outputs-value"
+PRE_OUTPUT = "outputs-bookkeeping"
+INSIDE_STORE = (PRE_STORE, MID_STORE, PRE_OUTPUT, MID_OUTPUT)
 
 
-def has_inside_store(step: str, store: str, strategy: str) -> bool:
+def has_inside_store(step: str, store: str, strategy: str, outputs: int = 1) -> bool:
     document = strategy == "adopt" and store != "vault-kv1"  # the adopted shape is kept (on KV v1: our record)
+    if step in (MID_OUTPUT, PRE_OUTPUT):
+        if step == MID_OUTPUT and strategy == "adopt":
+            return False  # the adopting rotation creates the AWS output: one CreateSecret with its tags
+        return outputs == 2 and second_output(store)[0] == ("aws" if step == MID_OUTPUT else "file")
     if step == MID_STORE:
         return store in ("vault-kv2", "aws")
     return document and store in ("vault-kv2", "aws", "file")
@@ -218,9 +226,11 @@ def arm(patch, step: str, when: str, die=in_process_die):
     inside STORE, ``patch(cls, name, fn)`` wraps the store calls so that the one at that point dies."""
     armed = [0]  # > 0 while STORE runs: 1 + the store calls seen
 
+    within = RotationStep.OUTPUTS if step in (MID_OUTPUT, PRE_OUTPUT) else RotationStep.STORE
+
     def hook(s, w, rotation_id):
         if step in INSIDE_STORE:
-            if s is RotationStep.STORE:
+            if s is within:
                 armed[0] = 1 if w == "before" else 0
         elif s.value == step and w == when:
             die(f"{step} {when}")
@@ -245,7 +255,7 @@ def arm(patch, step: str, when: str, die=in_process_die):
             armed[0] += 1
             return armed[0] == 3
 
-        if step == MID_STORE:
+        if step in (MID_STORE, MID_OUTPUT):
             killing(KvV2, "patch_metadata", lambda path, meta, op="patch metadata", **kw: op == "write metadata")
             killing(SecretsManagerBackend, "patch_metadata", lambda path, updates: "token_id" in updates)
         else:

@@ -9,7 +9,8 @@ Axes (``tests/reliability/crash_scene.py``):
   through the engine's ``step_hook``, and two points inside STORE, whose write is several calls on
   some stores: ``store-value`` (the value written, its metadata not: Vault KV v2, AWS) and
   ``store-bookkeeping`` (a document's retired list written first, the value not: KV v2, AWS, the
-  file store's sidecar);
+  file store's sidecar), and the same two inside the second output's write (``outputs-value`` on
+  an AWS output, ``outputs-bookkeeping`` on a file output);
 - strategy: ``recreate``, ``refresh``, ``self``, and ``adopt`` (a secret a person made,
   ``{"username", "password"}`` holding a working token, which the killed rotation adopts; the
   adopted token carries no tag, so the case also checks that it is stored, listed as retired, or
@@ -29,6 +30,8 @@ Left out, by not being generated:
 - ``store-value`` on the file store and a KV v1 mount: their value and metadata are one write
   (a document on the file store is two writes, sidecar first: that is ``store-bookkeeping``);
   ``store-bookkeeping`` for our record: its bookkeeping is in the value, no write comes first;
+  ``outputs-value`` when the adopting rotation creates the AWS output (one ``CreateSecret`` with
+  its tags), and the two output points where the second output is not of that store;
 - ``adopt`` on KV v1 keeps no shape (no metadata beside a value there): the target says
   ``format: record``, and the adopted secret is replaced by our record;
 - the Lambda: only AWS, one output (it refuses a fan-out target's secrets), no ``refresh`` (it mints
