@@ -46,8 +46,11 @@ product does not catch) for the whole cross product, which in child processes wo
 Random instants: ``jfrog-rotator rotate --all`` over 30 targets (file, KV v2, AWS) SIGKILLed after
 a seeded random delay, 50 rounds, converged and checked every 5th round and at the end.
 
-The fast subset (unmarked, in ``make test``): one seeded case per door and store, a few SIGKILLs,
-and a few random kills.
+Also: a file target whose format changes from a document (value + sidecar) to our record, killed
+between the record's write and the removal of the sidecar it replaces (CLI and daemon).
+
+The fast subset (unmarked, in ``make test``): one seeded case per door and store group, the bugs'
+regression cases, a few SIGKILLs, a few random kills, the sidecar case.
 """
 
 from __future__ import annotations
@@ -327,3 +330,50 @@ def test_random_sigkills_of_rotate_all_then_rerun_and_sweep_converge(request, tm
     config = fleet_config(request, tmp_path, emulator, monkeypatch, count=30)
     monkeypatch.chdir(tmp_path)
     random_kills(config, emulator, tally, rounds=50, check_every=5, rng=random.Random(SEED))
+
+
+# -- a partial write the file store must read past ----------------------------------------------
+@pytest.mark.parametrize("door", ["cli", "daemon"])
+def test_kill_between_a_record_and_the_removal_of_the_sidecar_it_replaces(door, request, tmp_path, emulator,
+                                                                         monkeypatch, cli_env, tally):
+    """A file target whose format changes from a document (value + sidecar) to our record: STORE
+    writes the record, then removes the sidecar. Killed between the two, the next run must read the
+    record's own bookkeeping, not the sidecar left behind, and converge in one run."""
+    made = cs.Scene(request, tmp_path, emulator, monkeypatch, store="file", strategy="recreate", outputs=1)
+    monkeypatch.chdir(tmp_path)
+    text = made.config.read_text()
+    made.config.write_text(text.replace("    overlap: 0s\n", "    overlap: 0s\n    format: env\n"))
+    made.seed()  # a document and its sidecar
+    made.config.write_text(text.replace("    overlap: 0s\n", "    overlap: 0s\n    format: record\n"))
+    import backends.file as file_store
+    real_unlink = file_store.os.unlink
+    armed = []
+
+    def hook(s, w, rotation_id):
+        if s is RotationStep.STORE:
+            armed[:] = [w == "before"]
+
+    def unlink(path, *args, **kwargs):
+        if armed and armed[0] and str(path).endswith(".meta"):
+            raise cs.Killed("between the record and the sidecar's removal")
+        return real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(file_store.os, "unlink", unlink)
+        if door == "cli":
+            real = cs.wiring.build_engine
+            m.setattr(cs.wiring, "build_engine", lambda config, **kw: real(config, **{"step_hook": hook, **kw}))
+            with pytest.raises(cs.Killed):
+                run(["rotate", "-c", str(made.config), "--all"])
+        else:
+            from rotator.daemon import RotationDaemon
+            daemon = RotationDaemon(str(made.config), step_hook=hook, listen="127.0.0.1:0")
+            try:
+                with pytest.raises(cs.Killed):
+                    daemon._run_target(cs.USER, "schedule")
+            finally:
+                cs.close_daemon(daemon)
+    assert list((tmp_path / "secrets").rglob("*.meta")), "the kill left the sidecar behind"
+    tally.add(faults=1, kills=1)
+    converge(made, door, emulator, tally)
+    assert not list((tmp_path / "secrets").rglob("*.meta")), "the sidecar left behind was not removed"
