@@ -88,9 +88,11 @@ class FileBackend:
                 self._replace(file, json.dumps(record, indent=2) + "\n")
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(_sidecar(file))
-            else:  # a consumer document: the value as given, the bookkeeping beside it
-                self._replace(file, text)
+            else:  # a consumer document: the value as given, the bookkeeping beside it, written first
+                # (a crash between the two then leaves the old value beside bookkeeping that names
+                # another token and lists this one as retired: READ carries that list over)
                 self._replace(_sidecar(file), json.dumps({"revision": revision, "metadata": merged}, indent=2))
+                self._replace(file, text)
         return revision
 
     def read_metadata(self, path: str) -> dict[str, str] | None:

@@ -57,6 +57,8 @@ def current_document(ctx: StepContext, text: str, not_a_record: RecordError) -> 
     tags = _tags(ctx)
     name = tags.get("target") or target_name_for(ctx.staging.name)
     record = record_from_metadata(found, tags, target=name, url=ctx.settings.jfrog_url)
+    if record is None:
+        record = _promoted_without_tags(ctx, found, tags, name)
     if record is not None:
         return record, found
     try:
@@ -68,6 +70,46 @@ def current_document(ctx: StepContext, text: str, not_a_record: RecordError) -> 
     except JFrogError as exc:
         raise RotationFailed(f"{ctx.event.step}: checking the token of {ctx.arn} failed: {exc}") from None
     return adopted_record(found, me, target=name, url=ctx.settings.jfrog_url), found
+
+
+def _promoted_without_tags(ctx: StepContext, found: Found, tags: dict[str, str], name: str) -> SecretRecord | None:
+    """The document finishSecret promoted before a crash, its tags not written yet: the pending tag
+    names the version now holding ``AWSCURRENT`` and its token. Its record is built as createSecret
+    built it, on the version it demoted (``AWSPREVIOUS``, still described by the tags), so the
+    token that one held stays listed as retired and is revoked when due, not lost."""
+    fields = (tags.get(PENDING_TAG) or "").split("@")
+    if len(fields) != 4 or not fields[0] or fields[0] != ctx.staging.current:
+        return None
+    _, token_id, _generation, demoted = fields
+    previous = _demoted_record(ctx, tags, name, demoted) if demoted else None
+    now = ctx.container.clock()
+    retired = ctx.retire_policy.retired(previous, "recreate", token_id, now)
+    return next_record(previous, TokenResponse(access_token=found.token, token_id=token_id), target=name,
+                       url=ctx.settings.jfrog_url, now=now, retired=retired)
+
+
+def _demoted_record(ctx: StepContext, tags: dict[str, str], name: str, demoted: str) -> SecretRecord | None:
+    previous = next((v for v, labels in ctx.staging.versions.items() if "AWSPREVIOUS" in labels), None)
+    try:
+        text = ctx.backend.read_version(ctx.event.secret_id, previous) if previous else None
+    except BackendError as exc:
+        raise RotationFailed(f"{ctx.event.step}: {exc}") from None
+    if text is None:
+        return None
+    try:
+        record = SecretRecord.loads(text)
+    except RecordError:
+        found = find_token(text)
+        if found is None:
+            return None
+        record = record_from_metadata(found, tags, target=name, url=ctx.settings.jfrog_url)
+        if record is None:  # it was adopted: JFrog tells what the token is (it is not revoked yet)
+            try:
+                record = adopted_record(found, ctx.engine.jfrog.get_me(token=found.token), target=name,
+                                        url=ctx.settings.jfrog_url)
+            except JFrogError:
+                return None
+    return record if record.token_id == demoted else None
 
 
 def pending_document(ctx: StepContext, text: str, not_a_record: RecordError) -> tuple[SecretRecord, str]:

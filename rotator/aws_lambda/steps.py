@@ -39,6 +39,7 @@ from rotator.core.target import Target, target_name_for
 from rotator.core.token_spec import TokenSpec
 from rotator.engine import AdminCredential, AfterNextRotation, RotationError, RotationSteps
 from rotator.engine.documents import keeps_record, render_value
+from rotator.engine.records import rotation_metadata
 from rotator.engine.stored_token import NoStoredToken, StoredToken
 from rotator.jfrog.client import TokenResponse
 from rotator.jfrog.errors import MintingCredentialError
@@ -170,7 +171,15 @@ def finish_replayed(ctx: StepContext, report: StepReport) -> None:
         metadata = ctx.backend.read_metadata(ctx.event.secret_id) or {}
     except BackendError as exc:
         raise RotationFailed(f"finishSecret: {exc}") from None
-    repaired = ctx.engine.repair_metadata(target, ctx.backend, record, metadata, ctx.staging.current)
+    if (metadata.get(PENDING_TAG) or "").split("@")[0] == ctx.event.token:
+        # A document promoted by a run that died before its tags (or before clearing the pending
+        # tag): the record was rebuilt from the pending tag; write the tags finishSecret writes.
+        tags = {**rotation_metadata(record, reason=LAST_REASON, now=ctx.container.clock()),
+                "rotator_version": str(ctx.staging.current), PENDING_TAG: None}
+        ctx.engine.write_metadata(target, ctx.backend, tags, [])
+        repaired: str | None = f"wrote the tags of version {ctx.event.token}, promoted before a crash"
+    else:
+        repaired = ctx.engine.repair_metadata(target, ctx.backend, record, metadata, ctx.staging.current)
     if repaired is None:
         return
     warnings: list[str] = []

@@ -77,7 +77,8 @@ def record_from_metadata(found: Found, metadata: Mapping[str, str], *, target: s
         issued = parse_time(metadata["issued_at"], "issued_at") if metadata.get("issued_at") else _epoch()
         expires_text = metadata.get("expires_at")
         expires = parse_time(expires_text, "expires_at") if expires_text and expires_text != "never" else None
-        retired = tuple(retired_from_metadata(metadata))
+        # never the token the document holds (a retired list written before a value that did not land)
+        retired = tuple(r for r in retired_from_metadata(metadata) if r.token_id != metadata["token_id"])
         generation = int(metadata["generation"])
     except (RecordError, ValueError):
         return None

@@ -10,8 +10,10 @@ message that names the path and what was found, and is never overwritten.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backends.base import BackendError, DocumentStore, SecretBackend, StoredValue
-from rotator.core.record import MANAGED_BY, RecordError, SecretRecord
+from rotator.core.record import MANAGED_BY, RecordError, SecretRecord, retired_from_metadata
 from rotator.core.shapes import Found, ShapeError, find_token
 from rotator.core.tags import tag_target
 from rotator.core.target import Target
@@ -93,8 +95,14 @@ def _read_document(target: Target, backend: SecretBackend, stored: StoredValue, 
     if not target.adopt:
         raise _refused(target, f"{where} holds {found.describe()}, not the token its metadata names, and adopt "
                                "is false for this target")
-    return Current(backend, stored, adopted_record(found, me, target=target.name, url=jfrog.url),
-                   found=found, adopted=True)
+    record = adopted_record(found, me, target=target.name, url=jfrog.url)
+    if metadata.get("managed_by") == MANAGED_BY and metadata.get("target") == target.name:
+        # Our metadata beside a token it does not name: a rotation died between the retired list it
+        # wrote first and the value (or the value was replaced by hand). The tokens it lists are
+        # still ours to revoke when due.
+        carried = tuple(r for r in retired_from_metadata(metadata) if r.token_id != record.token_id)
+        record = replace(record, retired=carried)
+    return Current(backend, stored, record, found=found, adopted=True)
 
 
 def check_document_store(target: Target, current: Current) -> None:

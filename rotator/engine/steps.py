@@ -26,7 +26,7 @@ from backends.base import (
     WriteOutcomeUnknown,
 )
 from rotator.core.options import shown
-from rotator.core.record import RetiredOverflow, SecretRecord, retired_room, utc_iso
+from rotator.core.record import RETIRED_KEYS, RetiredOverflow, SecretRecord, retired_room, utc_iso
 from rotator.core.shapes import Found
 from rotator.core.tags import description_filter, description_tag, tag_rotation, tag_target
 from rotator.core.target import Target
@@ -275,6 +275,7 @@ class RotationSteps:
                                                                                       now=self.clock())}
         try:
             text = render_value(target, record, current.found, self.jfrog.url)
+            self._bookkeeping_first(target, current, metadata)
             return backend.write(target.path, text, expected_version=current.version,
                                  metadata=metadata, rotation_id=rotation_id)
         except CASConflict:
@@ -292,6 +293,20 @@ class RotationSteps:
         except BackendError as exc:
             self.discard(target, minted.token, "it could not be stored")
             raise RotationError(target.name, RotationStep.STORE, str(exc)) from None
+
+    @staticmethod
+    def _bookkeeping_first(target: Target, current: Current, metadata: Mapping[str, str | None]) -> None:
+        """A document's bookkeeping is its metadata, which stores with metadata apart from the value
+        (Vault KV v2, AWS) write after the value: a crash between the two would leave the new
+        document beside metadata that does not list the token it replaced (an adopted one, which no
+        tag finds, would never be revoked). So the retired list goes to the metadata first; READ
+        carries it over when the value turns out to hold another token (see ``reading``). The file
+        store writes a document's sidecar before the value itself."""
+        backend = current.backend
+        if keeps_record(target, current.found) or current.stored.text is None or not backend.metadata_without_secret:
+            return
+        keys = ("managed_by", "target", *RETIRED_KEYS, "retired_count")
+        backend.patch_metadata(target.path, {key: metadata.get(key) for key in keys})
 
     def _resolve_unknown_write(self, target: Target, backend: SecretBackend, minted: TokenResponse,
                                exc: BackendError) -> Any:

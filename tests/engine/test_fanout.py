@@ -272,7 +272,7 @@ def test_a_crash_at_any_step_of_a_two_output_target_converges(engines, make_stor
                                                              behind, step, when):
     """A primary on each store kind + one AWS output, overlap 0 (what an output holds is all that
     keeps a token alive). ``one-behind``: the previous run died before the AWS output, so the
-    crashed run starts by syncing it. (A SIGKILL at every step: tests/test_crash.py.)"""
+    crashed run starts by syncing it. (A SIGKILL at every step: tests/reliability/test_crash_matrix.py.)"""
     two = with_(target, overlap=0, outputs=(Output("aws", f"jfrog/two-{uuid.uuid4().hex[:8]}", "token"),))
     primary = make_store(kind)
 
