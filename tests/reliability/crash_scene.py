@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 import rotator.config.wiring as wiring
 from rotator.cli import run
 from rotator.config import load_config
-from rotator.daemon import RotationDaemon
+from rotator.daemon import RotationDaemon, service
 from rotator.engine import RotationStep
 from rotator.engine.reading import read_current
 from rotator.engine.records import revoked_per_metadata
@@ -303,8 +304,11 @@ def cli_rerun(scene: Scene) -> None:
 
 
 def daemon_rerun(scene: Scene) -> None:
-    """The restarted daemon's job, then its sweep."""
-    daemon = RotationDaemon(str(scene.config), listen="127.0.0.1:0")
+    """The restarted daemon's job, then its sweep. A daemon sweeps with an orphan grace of at least
+    ``ORPHAN_GRACE_FLOOR`` (60 s; docs/daemon.md): the sweep of this restarted one stands for its
+    sweep a minute on, when the crash's orphan is that old."""
+    with mock.patch.object(service, "ORPHAN_GRACE_FLOOR", 0):
+        daemon = RotationDaemon(str(scene.config), listen="127.0.0.1:0")
     try:
         daemon._run_target(USER, "schedule")
         state = daemon.targets[USER]
