@@ -260,7 +260,10 @@ def test_a_trigger_sent_to_a_standby_is_served_by_the_leader(daemon_env, vault_e
     assert answer.status_code == 202, answer.text
     assert answer.json()["served_by"] == "the leader, at its next reconcile pass"
     wait_until(lambda: generation(store, path) == 2, 30, what="the leader serving the flag")
-    [rotated] = [r for r in logged(leader, "rotation rotated") if r.get("reason", "").startswith("vault-flag")]
+
+    def flag_served():  # the log line comes after the rotation's last step, which follows the store write
+        return [r for r in logged(leader, "rotation rotated") if r.get("reason", "").startswith("vault-flag")]
+    [rotated] = wait_until(flag_served, 10, what="the leader's log line of the flag's rotation")
     assert "rotate it now" in rotated["reason"]
     assert not logged(standby, "rotation rotated") and logged(standby, f"trigger {name} accepted")
     assert daemon_env.mint_count == 2
