@@ -41,6 +41,14 @@ def ledger():
         book.stop_logs()
 
 
+_FAILED: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _FAILED.append(report.nodeid)
+
+
 def pytest_sessionfinish(session, exitstatus):
     done = tallies()
     if not done:
@@ -50,7 +58,7 @@ def pytest_sessionfinish(session, exitstatus):
     markexpr = session.config.getoption("markexpr", "") or ""
     stamp = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-             "subset": "not slow" in markexpr, "failed": session.testsfailed, "exit": int(exitstatus),
+             "subset": "not slow" in markexpr, "failed": list(_FAILED), "exit": int(exitstatus),
              "wall": round(time.monotonic() - session.config._reliability_start, 1)}
     for t in done:
         (out / f"{t.suite}.json").write_text(json.dumps({**t.as_dict(), **stamp}, indent=1) + "\n")
