@@ -81,10 +81,13 @@ class Engine(RotationSteps):
         super().__init__(**steps)
         self.step_hook = step_hook
         self.persistency_threshold = persistency_threshold
-        self.before_mint = before_mint
         self.fence = fence
-        self.after_rotation = after_rotation  # (rotation id, stored): a rotation past before_mint ended
-        self._claimed: dict[str, str] = {}  # rotation id -> holder of the refresh claims this engine took
+        # Without a before_mint of the caller's (the CLI, a daemon without daemon.leader) a refresh
+        # still runs only under a claim: this engine's own pair of hooks takes and gives it back.
+        self.before_mint: BeforeMint = before_mint or self._claim_refresh
+        #: (rotation id, stored): called when a rotation that got past before_mint ends.
+        self.after_rotation = after_rotation if before_mint is not None else self._settle_refresh_claim
+        self._claimed: dict[str, tuple[str, RotationClaims, str, Any, str]] = {}  # rid -> (target, store, path, version, holder)
 
     def _fenced(self, target: Target) -> str | None:
         """Why this process must write no output now (see :data:`Fence`), or ``None``."""
@@ -188,10 +191,7 @@ class Engine(RotationSteps):
         policy = Overlap(target.overlap, self.persistency_threshold)
         self.check_room(target, current.record, current.found, policy, reason=result.reason)
         self._hook(RotationStep.MINT, "before", rid)
-        if self.before_mint is not None:
-            refused = self.before_mint(target, current, rid)
-        else:  # the CLI, a daemon without daemon.leader: a refresh still runs only under a claim
-            refused = self._claim_refresh(target, current, rid)
+        refused = self.before_mint(target, current, rid)
         if refused:
             result.outcome = "skipped"  # nothing minted: another replica leads, or claimed it
             result.warnings.append(refused)
@@ -199,10 +199,7 @@ class Engine(RotationSteps):
         try:
             self._mint_and_store(target, current, views, policy, result, recreate=recreate)
         finally:
-            holder = self._claimed.pop(rid, None)
-            if holder is not None and result.outcome != "rotated":
-                self._release_claim(target, current, rid, holder)
-            if self.after_rotation is not None:  # the before_mint's own claim, given back when not stored
+            if self.after_rotation is not None:  # the before_mint's claim, given back when not stored
                 self.after_rotation(rid, result.outcome == "rotated")
 
     def _mint_and_store(self, target: Target, current: Current, views: list[outputs.OutputView], policy: Overlap,
@@ -279,11 +276,12 @@ class Engine(RotationSteps):
 
     # -- the claim of a refresh (docs/architecture.md, Invariants 6) --------------------------------
     def _claim_refresh(self, target: Target, current: Current, rid: str) -> str | None:
-        """JFrog refresh tokens are single-use: of several processes refreshing one target from one
-        version, the one that claims it refreshes, the others mint nothing (``None``: go on). A
-        store that cannot hold a claim (a KV v1 mount) refreshes unclaimed, as its compare-and-set
-        is weaker too. A claim given back by a failed rotation (:meth:`_release_claim`) or left by a
-        process that died ends after :data:`REFRESH_CLAIM_TTL`."""
+        """The default ``before_mint``. JFrog refresh tokens are single-use: of several processes
+        refreshing one target from one version, the one that claims it refreshes, the others mint
+        nothing (``None``: go on). A store that cannot hold a claim (a KV v1 mount) refreshes
+        unclaimed, as its compare-and-set is weaker too. A claim given back by a failed rotation
+        (:meth:`_settle_refresh_claim`) or left by a process that died ends after
+        :data:`REFRESH_CLAIM_TTL`."""
         if self.planned_strategy(target, current.record) != "refresh":
             return None
         backend = current.backend
@@ -311,7 +309,7 @@ class Engine(RotationSteps):
             log.info("%s: another rotation (%s) claimed this refresh; nothing minted", target.name, who,
                      extra={"target": target.name, "rotation_id": rid, "outcome": "skipped"})
             return f"another rotation ({who}) claimed this refresh; nothing minted"
-        self._claimed[rid] = holder
+        self._claimed[rid] = (target.name, backend, target.path, current.version, holder)
         return None
 
     def _left_here(self, holder: str) -> bool:
@@ -333,12 +331,17 @@ class Engine(RotationSteps):
             return False
         return False
 
-    def _release_claim(self, target: Target, current: Current, rid: str, holder: str) -> None:
-        """A rotation that claimed and then failed gives its claim back: a rerun goes at once."""
+    def _settle_refresh_claim(self, rid: str, stored: bool) -> None:
+        """The default ``after_rotation``: a rotation that claimed and did not store gives its claim
+        back, so a rerun goes at once."""
+        claim = self._claimed.pop(rid, None)
+        if claim is None or stored:
+            return
+        name, backend, path, version, holder = claim
         try:
-            current.backend.release_rotation(target.path, current.version, holder=holder)  # type: ignore[attr-defined]
+            backend.release_rotation(path, version, holder=holder)
         except BackendError as exc:  # the claim ends by itself after its ttl
-            log.warning("%s: could not give back the rotation claim: %s", target.name, exc)
+            log.warning("%s: could not give back the rotation claim: %s", name, exc)
 
     # -- fan-out (rotator/engine/outputs.py) ------------------------------------------------------
     def _output_hook(self, rid: str) -> outputs.OutputHook:
