@@ -177,7 +177,7 @@ class RotationSteps:
                 except JFrogError as exc:
                     raise RefreshFailed(target.name, RotationStep.MINT,
                                         f"refresh failed (POST /access/api/v1/tokens): {exc}") from None
-            elif current is not None and not (target.fallback_to_recreate and self.has_admin):
+            elif current is not None and not self.may_recreate(target):
                 raise RotationError(target.name, RotationStep.MINT,
                                     "no refresh token stored and recreating is not allowed for this target")
             return Minted(self._create(target, rotation_id, token=None, after_untagged=after_untagged),
