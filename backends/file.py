@@ -32,7 +32,7 @@ from typing import Any
 
 from backends import inline_metadata
 from backends.base import BackendError, CASConflict, LeaseRecord, StoredValue, Version, live_claim_holder
-from rotator.core.options import Options
+from rotator.core.options import Options, has_control_characters
 from rotator.core.record import MANAGED_BY
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class FileBackend:
     @classmethod
     def from_config(cls, name: str, options: Options) -> FileBackend:
         directory = options.str("directory")
-        if not directory or any(ord(c) < 32 or ord(c) == 127 for c in directory):
+        if not directory or has_control_characters(directory):
             raise options.error("directory", "must be a directory path without control characters")
         base = Path(options.source).parent if options.source else Path.cwd()
         return cls(name, base / directory)

@@ -36,7 +36,6 @@ from rotator.core.redact import REDACTED
 log = logging.getLogger(__package__)
 
 
-
 class _NoSecretBodies(logging.Filter):
     """botocore logs every response body at DEBUG, before the store has parsed (and registered with
     the masker) the secret values in it; a refresh token is not shaped like anything the masker

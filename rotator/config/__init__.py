@@ -28,7 +28,7 @@ from rotator.config.credentials import (
     oidc_settings,
     stored_token_settings,
 )
-from rotator.core.options import ConfigError, Options, SecretRef, parse_duration, url_problem
+from rotator.core.options import ConfigError, Options, SecretRef, has_control_characters, parse_duration, url_problem
 from rotator.core.shapes import FORMATS, ShapeError, check_template
 from rotator.core.target import (
     DEFAULT_ORPHAN_GRACE,
@@ -391,7 +391,7 @@ def _store_path(opts: Options, default: str | None) -> str:
     problem = ("is empty" if not path.strip("/") else
                "must not start with / (a store path like jfrog/ci)" if path.startswith("/") else
                "must not have . or .. parts" if _BAD_SEGMENT.search(path) else
-               "must not hold control characters" if any(ord(c) < 32 or ord(c) == 127 for c in path) else
+               "must not hold control characters" if has_control_characters(path) else
                "is longer than 512 characters" if len(path) > 512 else None)
     if problem:
         raise opts.error("path", problem)

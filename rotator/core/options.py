@@ -63,10 +63,15 @@ def shown(value: Any) -> str:
     return text if len(text) <= _SHOWN + 5 else text[:_SHOWN] + "..."
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds an ASCII control character (a path or name typed or generated wrong)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an ``http(s)://HOST[:PORT][/path]`` URL (said for a config key), or None:
     checked at load, so a bracket left open or a port of 99999 is exit 2, not an error at the first call."""
-    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+    if " " in url or has_control_characters(url):
         return f"{shown(url)} is not a valid URL: it holds spaces or control characters"
     try:
         parts = urlsplit(url)
