@@ -11,6 +11,7 @@ demotes), since a version of a secret cannot carry tags of its own. See docs/aws
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from backends.base import BackendError, StagingState
@@ -44,11 +45,25 @@ class StepContext(Protocol):
     def current_record(self) -> SecretRecord | None: ...
 
 
-
-
 def pending_tag(version_id: str, record: SecretRecord, current: SecretRecord | None) -> str:
     demoted = current.token_id if current is not None else ""
     return "@".join((version_id, record.token_id, str(record.generation), demoted))  # '@' is a valid tag character
+
+
+def pending_fields(tags: Mapping[str, str]) -> tuple[str, str, str, str] | None:
+    """The :func:`pending_tag` in ``tags`` read back: (version id, token id, generation, demoted
+    token id), or ``None`` when there is none (or it is not one)."""
+    fields = (tags.get(PENDING_TAG) or "").split("@")
+    return (fields[0], fields[1], fields[2], fields[3]) if len(fields) == 4 and fields[0] else None
+
+
+def _pending_record(ctx: StepContext, found: Found, token_id: str, previous: SecretRecord | None,
+                    name: str) -> SecretRecord:
+    """The record createSecret built for the pending document holding ``found``, on ``previous``."""
+    now = ctx.container.clock()
+    retired = ctx.retire_policy.retired(previous, "recreate", token_id, now)
+    return next_record(previous, TokenResponse(access_token=found.token, token_id=token_id), target=name,
+                       url=ctx.settings.jfrog_url, now=now, retired=retired)
 
 
 def current_document(ctx: StepContext, text: str, not_a_record: RecordError) -> tuple[SecretRecord, Found]:
@@ -77,15 +92,12 @@ def _promoted_without_tags(ctx: StepContext, found: Found, tags: dict[str, str],
     names the version now holding ``AWSCURRENT`` and its token. Its record is built as createSecret
     built it, on the version it demoted (``AWSPREVIOUS``, still described by the tags), so the
     token that one held stays listed as retired and is revoked when due, not lost."""
-    fields = (tags.get(PENDING_TAG) or "").split("@")
-    if len(fields) != 4 or not fields[0] or fields[0] != ctx.staging.current:
+    fields = pending_fields(tags)
+    if fields is None or fields[0] != ctx.staging.current:
         return None
     _, token_id, _generation, demoted = fields
     previous = _demoted_record(ctx, tags, name, demoted) if demoted else None
-    now = ctx.container.clock()
-    retired = ctx.retire_policy.retired(previous, "recreate", token_id, now)
-    return next_record(previous, TokenResponse(access_token=found.token, token_id=token_id), target=name,
-                       url=ctx.settings.jfrog_url, now=now, retired=retired)
+    return _pending_record(ctx, found, token_id, previous, name)
 
 
 def _demoted_record(ctx: StepContext, tags: dict[str, str], name: str, demoted: str) -> SecretRecord | None:
@@ -116,18 +128,14 @@ def pending_document(ctx: StepContext, text: str, not_a_record: RecordError) -> 
     """The pending value that is a document: its token, and the bookkeeping createSecret left in the
     ``pending`` tag; returns the record and the token id it demotes (``""`` for the first)."""
     found = _find(ctx, text, "AWSPENDING", not_a_record)
-    fields = (_tags(ctx).get(PENDING_TAG) or "").split("@")
-    if len(fields) != 4 or fields[0] != ctx.event.token:
+    fields = pending_fields(_tags(ctx))
+    if fields is None or fields[0] != ctx.event.token:
         raise RotationFailed(f"{ctx.event.step}: the pending version {ctx.event.token} of {ctx.arn} has no "
                              "bookkeeping tag (createSecret did not finish); the rotation starts over")
     _, token_id, _generation, demoted = fields
     current = ctx.current_record()
     name = current.target if current is not None else target_name_for(ctx.staging.name)
-    now = ctx.container.clock()
-    retired = ctx.retire_policy.retired(current, "recreate", token_id, now)
-    record = next_record(current, TokenResponse(access_token=found.token, token_id=token_id), target=name,
-                         url=ctx.settings.jfrog_url, now=now, retired=retired)
-    return record, demoted
+    return _pending_record(ctx, found, token_id, current, name), demoted
 
 
 def _find(ctx: StepContext, text: str, stage: str, not_a_record: RecordError) -> Found:

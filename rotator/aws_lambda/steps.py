@@ -28,7 +28,7 @@ from typing import Any
 from backends.aws_secretsmanager import NO_CURRENT, PENDING
 from backends.base import BackendError, CASConflict, StagingState, WriteOutcomeUnknown
 from rotator.aws_lambda.container import Container
-from rotator.aws_lambda.documents import PENDING_TAG, current_document, pending_document, pending_tag
+from rotator.aws_lambda.documents import PENDING_TAG, current_document, pending_document, pending_fields, pending_tag
 from rotator.aws_lambda.errors import RotationFailed
 from rotator.aws_lambda.event import RotationEvent, StepReport
 from rotator.aws_lambda.settings import OVERRIDES_KEY, LambdaSettings, RotationSetupError, token_spec
@@ -171,7 +171,7 @@ def finish_replayed(ctx: StepContext, report: StepReport) -> None:
         metadata = ctx.backend.read_metadata(ctx.event.secret_id) or {}
     except BackendError as exc:
         raise RotationFailed(f"finishSecret: {exc}") from None
-    if (metadata.get(PENDING_TAG) or "").split("@")[0] == ctx.event.token:
+    if (pending := pending_fields(metadata)) is not None and pending[0] == ctx.event.token:
         # A document promoted by a run that died before its tags (or before clearing the pending
         # tag): the record was rebuilt from the pending tag; write the tags finishSecret writes.
         tags = {**rotation_metadata(record, reason=LAST_REASON, now=ctx.container.clock()),
